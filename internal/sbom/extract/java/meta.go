@@ -221,7 +221,7 @@ func splitFilename(base string) (artifact, version string) {
 	}
 	isNum := func(p string) bool { return p != "" && p[0] >= '0' && p[0] <= '9' }
 	for i := 1; i < len(parts); i++ {
-		if !isNum(parts[i]) {
+		if !isNum(parts[i]) || i == 1 && parts[0] == "" {
 			continue
 		}
 		ok := true
