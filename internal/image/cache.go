@@ -113,4 +113,3 @@ func readVerified(r io.Reader, h v1.Hash, limit int64, what string) ([]byte, err
 	}
 	return b, nil
 }
-
