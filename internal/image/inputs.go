@@ -26,13 +26,16 @@ const (
 	maxDockerSaveEntries = 4096
 )
 
-// openLayout opens oci-dir://PATH[:TAG]. A colon belongs to the path when the whole string is an
-// existing directory; otherwise the part after the last colon (without slashes) is the tag.
+// openLayout opens oci-dir://PATH[:TAG]. Both may contain colons (TAG can be a whole reference,
+// "docker.io/library/alpine:3"), so PATH is the shortest prefix that is a layout directory.
 func (t *Target) openLayout(_ context.Context, spec string) (root, error) {
 	dir, tag := spec, ""
-	if fi, err := os.Stat(spec); err != nil || !fi.IsDir() {
-		if i := strings.LastIndex(spec, ":"); i > 0 && !strings.Contains(spec[i+1:], "/") {
-			dir, tag = spec[:i], spec[i+1:]
+	if !isLayoutDir(spec) {
+		for i := 0; i < len(spec); i++ {
+			if spec[i] == ':' && isLayoutDir(spec[:i]) {
+				dir, tag = spec[:i], spec[i+1:]
+				break
+			}
 		}
 	}
 	if tag == "" {
@@ -351,4 +354,9 @@ func digestFromPath(p string) (v1.Hash, bool) {
 func sha256Hash(b []byte) v1.Hash {
 	s := sha256.Sum256(b)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
+}
+
+func isLayoutDir(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "index.json"))
+	return err == nil && fi.Mode().IsRegular()
 }
