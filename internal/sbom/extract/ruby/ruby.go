@@ -118,11 +118,7 @@ func parseGemspec(b []byte) (gemspec, error) {
 			}
 		case "version":
 			if g.version == "" {
-				v := val
-				if strings.HasPrefix(v, "Gem::Version.new(") {
-					v = strings.TrimPrefix(v, "Gem::Version.new(")
-				}
-				g.version, _ = stringValue(v)
+				g.version, _ = stringValue(strings.TrimPrefix(val, "Gem::Version.new("))
 			}
 		case "platform":
 			if g.platform == "" {
