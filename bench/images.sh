@@ -28,7 +28,7 @@ SRC=$CACHE/src
 mkdir -p "$ROOTFS" "$LAYERS" "$TRUTH" "$SRC" "$BIN" "$CACHE/logs"
 if [ $REBUILD = 1 ]; then
 	log "rebuild: dropping cached rootfs, layers and truth"
-	rm -rf "$ROOTFS" "$LAYERS" "$TRUTH" "$SRC"
+	rm -rf "$ROOTFS" "$LAYERS" "$TRUTH" "$SRC" "$CACHE/registry/storage"
 	mkdir -p "$ROOTFS" "$LAYERS" "$TRUTH" "$SRC"
 fi
 
@@ -145,9 +145,14 @@ build_go_app
 
 start_registry
 [ $KEEP_REGISTRY = 1 ] || trap stop_registry EXIT
-push() { # NAME LAYER...
+push() { # NAME LAYER...: pushes unless the registry has the image already
 	local name=$1
 	shift
+	if curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+		"http://$REG_ADDR/v2/bench/$name/manifests/1"; then
+		log "$REG_ADDR/bench/$name:1 already pushed"
+		return
+	fi
 	benchtool push -ref "$REG_ADDR/bench/$name:1" "$@"
 }
 push bookworm "$LAYERS/bookworm.tar"

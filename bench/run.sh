@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# run.sh measures crowsnest, Syft and Trivy on the benchmark images in one run: wall time, peak
+# RSS, packages per ecosystem and recall against each image's ground truth. It prints one
+# markdown report and writes it to bench/out/results.md.
+#
+#   bench/run.sh [-n REPEAT] [IMAGE...]     (images: bookworm bookworm-py-java npm-app go-app)
+#
+# -n REPEAT runs every measurement REPEAT times and keeps the run with the median wall time
+# (the machine is shared; one run can be noisy). Needs root the first time (images.sh).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SYFT_VERSION=v1.57.1
+TRIVY_VERSION=v0.74.0
+REPEAT=1
+while getopts n: opt; do
+	case $opt in
+	n) REPEAT=$OPTARG ;;
+	*) die "usage: run.sh [-n REPEAT] [IMAGE...]" ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -gt 0 ] && IMAGES=("$@")
+
+OUT=$BENCH_DIR/out
+WORK=$CACHE/work
+mkdir -p "$BIN" "$OUT" "$WORK" "$CACHE/logs"
+[ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install -y time)"
+
+# Peers are built from source with the Go toolchain; each takes minutes the first time, so both
+# builds run in parallel.
+install_peers() {
+	local pids=()
+	if ! "$BIN/syft" version 2>/dev/null | grep -q "${SYFT_VERSION#v}"; then
+		log "go install syft@$SYFT_VERSION (minutes)"
+		GOBIN=$BIN go install "github.com/anchore/syft/cmd/syft@$SYFT_VERSION" >"$CACHE/logs/syft-install.log" 2>&1 &
+		pids+=($!)
+	fi
+	if ! "$BIN/trivy" version 2>/dev/null | grep -q "${TRIVY_VERSION#v}"; then
+		log "go install trivy@$TRIVY_VERSION (minutes)"
+		# Trivy v0.74 needs encoding/json/v2.
+		GOEXPERIMENT=jsonv2 GOBIN=$BIN go install "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION" >"$CACHE/logs/trivy-install.log" 2>&1 &
+		pids+=($!)
+	fi
+	for p in "${pids[@]}"; do wait "$p" || die "peer install failed; see $CACHE/logs/*-install.log"; done
+}
+
+CROWSNEST_OK=1
+build_crowsnest() {
+	log "go build ./cmd/crowsnest"
+	if ! (cd "$REPO_DIR" && go build -o "$BIN/crowsnest" ./cmd/crowsnest) >"$CACHE/logs/crowsnest-build.log" 2>&1; then
+		CROWSNEST_OK=0
+		log "WARNING: crowsnest does not build; its runs are recorded as failed. See $CACHE/logs/crowsnest-build.log:"
+		head -n 20 "$CACHE/logs/crowsnest-build.log" >&2
+	fi
+}
+
+install_peers
+build_crowsnest
+
+start_registry
+trap stop_registry EXIT
+need_images=0
+for i in "${IMAGES[@]}"; do
+	[ -d "$CACHE/truth/$i" ] || need_images=1
+	curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+		"http://$REG_ADDR/v2/bench/$i/manifests/1" || need_images=1
+done
+if [ $need_images = 1 ]; then
+	log "images missing: running images.sh"
+	"$BENCH_DIR/images.sh" --keep-registry
+fi
+
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+
+# measure IMAGE TOOL PHASE OUTFILE PREP -- CMD...: runs PREP (resets caches) and CMD REPEAT times
+# under /usr/bin/time and appends the median run to results.tsv.
+measure() {
+	local image=$1 tool=$2 phase=$3 outf=$4 prep=$5
+	shift 6
+	local runs=() k
+	for k in $(seq "$REPEAT"); do
+		eval "$prep"
+		local tf=$WORK/time.$$ rc=0
+		/usr/bin/time -f '%e %M' -o "$tf" "$@" >"$CACHE/logs/$image.$tool.$phase.log" 2>&1 || rc=$?
+		local wall rss
+		read -r wall rss < <(tail -n 1 "$tf")
+		runs+=("$wall $rss $rc")
+		log "$(printf '%-17s %-9s %-4s %6ss %7s KiB rc=%s' "$image" "$tool" "$phase" "$wall" "$rss" "$rc")"
+		[ $rc = 0 ] || tail -n 5 "$CACHE/logs/$image.$tool.$phase.log" >&2
+	done
+	local med
+	med=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((REPEAT + 1) / 2))p")
+	read -r wall rss rc <<<"$med"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$image" "$tool" "$phase" "$wall" "$rss" "$rc" "$outf" >>"$RESULTS"
+}
+
+# Peers run with no network but the local registry: no update checks, no remote license or
+# Maven Central lookups, no vulnerability DB download.
+export SYFT_CHECK_FOR_APP_UPDATE=false SYFT_REGISTRY_INSECURE_USE_HTTP=true
+export SYFT_JAVA_USE_NETWORK=false SYFT_GOLANG_SEARCH_REMOTE_LICENSES=false SYFT_PYTHON_GUESS_UNPINNED_REQUIREMENTS=false
+export TRIVY_DISABLE_TELEMETRY=true
+
+for img in "${IMAGES[@]}"; do
+	ref=$REG_ADDR/bench/$img:1
+	o=$OUT/$img
+	cn_data=$WORK/crowsnest-data
+	if [ $CROWSNEST_OK = 1 ]; then
+		measure "$img" crowsnest cold "$o.crowsnest.cold.json" 'rm -rf "$cn_data"' -- \
+			"$BIN/crowsnest" sbom "registry://$ref" --format json --data-dir "$cn_data" -o "$o.crowsnest.cold.json"
+		# Warm: every layer is in the data dir from the cold run.
+		measure "$img" crowsnest warm "$o.crowsnest.warm.json" ':' -- \
+			"$BIN/crowsnest" sbom "registry://$ref" --format json --data-dir "$cn_data" -o "$o.crowsnest.warm.json"
+	else
+		printf '%s\tcrowsnest\tcold\t0\t0\t127\t-\n%s\tcrowsnest\twarm\t0\t0\t127\t-\n' "$img" "$img" >>"$RESULTS"
+	fi
+
+	syft_tmp=$WORK/syft
+	measure "$img" syft cold "$o.syft.json" 'rm -rf "$syft_tmp"; mkdir -p "$syft_tmp/tmp"' -- \
+		env XDG_CACHE_HOME="$syft_tmp/cache" SYFT_CACHE_DIR="$syft_tmp/cache" TMPDIR="$syft_tmp/tmp" \
+		"$BIN/syft" scan "registry:$ref" -q -o "syft-json=$o.syft.json"
+
+	trivy_cache=$WORK/trivy-cache
+	trivy_cmd=("$BIN/trivy" image --quiet --cache-dir "$trivy_cache" --image-src remote --insecure
+		--offline-scan --skip-db-update --skip-java-db-update --skip-check-update --skip-version-check
+		--disable-telemetry --scanners vuln --format cyclonedx)
+	measure "$img" trivy cold "$o.trivy.cold.json" 'rm -rf "$trivy_cache"' -- \
+		"${trivy_cmd[@]}" --output "$o.trivy.cold.json" "$ref"
+	measure "$img" trivy warm "$o.trivy.warm.json" ':' -- \
+		"${trivy_cmd[@]}" --output "$o.trivy.warm.json" "$ref"
+done
+
+header="# crowsnest peer benchmark
+
+$(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
+crowsnest $(cd "$REPO_DIR" && git rev-parse --short HEAD), syft $SYFT_VERSION, trivy $TRIVY_VERSION; median of $REPEAT run(s)."
+benchtool report -runs "$RESULTS" -truth "$CACHE/truth" -o "$OUT/results.md" -header "$header"
