@@ -313,7 +313,11 @@ func decodeCycloneDX(data []byte) (*sbom.SBOM, error) {
 		}
 		s.Tool = cdxTool(md.Tools)
 		if md.Component != nil {
-			s.Image = imageFrom(md.Component.Name, md.Component.Version, props(md.Component.Properties))
+			c := md.Component
+			s.Image = imageFrom(c.Name, c.Version, props(c.Properties))
+			if d := ociDigest(c.PackageURL); d != "" && !strings.HasPrefix(s.Image.Digest, "sha256:") {
+				s.Image.Digest = d
+			}
 		}
 	}
 	if bom.Properties != nil {

@@ -125,3 +125,15 @@ func imagePURL(img *sbom.Image) string {
 	}
 	return packageurl.NewPackageURL("oci", "", name, img.Digest, q, "").ToString()
 }
+
+// ociDigest is the digest an image's pkg:oci PURL names, or "".
+func ociDigest(purl string) string {
+	if purl == "" {
+		return ""
+	}
+	u, err := packageurl.FromString(purl)
+	if err != nil || u.Type != "oci" || !strings.Contains(u.Version, ":") {
+		return ""
+	}
+	return u.Version
+}

@@ -266,9 +266,6 @@ func decodeSPDX(data []byte) (*sbom.SBOM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode SPDX: %w", err)
 	}
-	if len(doc.Packages) > maxPackages {
-		return nil, fmt.Errorf("decode SPDX: %d packages, at most %d", len(doc.Packages), maxPackages)
-	}
 	s := &sbom.SBOM{SchemaVersion: sbom.SchemaVersion, Packages: []sbom.Package{}}
 	if ci := doc.CreationInfo; ci != nil {
 		if t, err := time.Parse(time.RFC3339, ci.Created); err == nil {
@@ -287,16 +284,44 @@ func decodeSPDX(data []byte) (*sbom.SBOM, error) {
 			refNames[ol.LicenseIdentifier] = ol.LicenseName
 		}
 	}
+	// Trivy puts language packages under an APPLICATION package named after the file that
+	// declares them (a lock file, a jar); that name is the package's location.
+	appNames := map[common.ElementID]string{}
+	for _, sp := range doc.Packages {
+		if sp != nil && sp.PrimaryPackagePurpose == "APPLICATION" {
+			appNames[sp.PackageSPDXIdentifier] = sp.PackageName
+		}
+	}
+	foundIn := map[common.ElementID]string{}
+	for _, r := range doc.Relationships {
+		if r == nil || r.Relationship != common.TypeRelationshipContains {
+			continue
+		}
+		if name, ok := appNames[r.RefA.ElementRefID]; ok && r.RefA.DocumentRefID == "" {
+			foundIn[r.RefB.ElementRefID] = name
+		}
+	}
+
 	imageSeen := false
 	for _, sp := range doc.Packages {
 		if sp == nil {
 			continue
 		}
-		kv := annotationProps(sp.Annotations)
+		kv := annotationProps(sp.Annotations, sp.PackageAttributionTexts)
+		purl := ""
+		for _, ref := range sp.PackageExternalReferences {
+			if ref != nil && ref.RefType == common.TypePackageManagerPURL {
+				purl = ref.Locator
+				break
+			}
+		}
 		switch {
 		case sp.PrimaryPackagePurpose == "CONTAINER" && !imageSeen:
 			imageSeen = true
 			s.Image = imageFrom(sp.PackageName, sp.PackageVersion, kv)
+			if s.Image.Digest == "" {
+				s.Image.Digest = ociDigest(purl)
+			}
 			for _, p := range kv {
 				if p.Name == propWarning {
 					s.Warnings = append(s.Warnings, p.Value)
@@ -308,13 +333,6 @@ func decodeSPDX(data []byte) (*sbom.SBOM, error) {
 			s.OS.VersionCodename = propValue(kv, propOSCodename)
 			continue
 		}
-		purl := ""
-		for _, ref := range sp.PackageExternalReferences {
-			if ref != nil && ref.RefType == common.TypePackageManagerPURL {
-				purl = ref.Locator
-				break
-			}
-		}
 		p, ok := packageFromPURL(purl, sp.PackageName, sp.PackageVersion)
 		if !ok {
 			t := propValue(kv, propType)
@@ -325,6 +343,26 @@ func decodeSPDX(data []byte) (*sbom.SBOM, error) {
 		}
 		p.Licenses = spdxLicenseList(sp.PackageLicenseDeclared, refNames)
 		applyProps(&p, kv)
+		if p.Source == nil {
+			// Trivy: "built package from: glibc 2.36-9+deb12u4".
+			if rest, ok := strings.CutPrefix(sp.PackageSourceInfo, "built package from: "); ok {
+				name, ver, _ := strings.Cut(strings.TrimSpace(rest), " ")
+				if name != "" {
+					p.Source = &sbom.Source{Name: name, Version: ver}
+				}
+			}
+		}
+		if file, ok := foundIn[sp.PackageSPDXIdentifier]; ok && !slices.ContainsFunc(p.Locations, func(l sbom.Location) bool { return l.Path != "" }) {
+			path := "/" + strings.TrimPrefix(file, "/")
+			if len(p.Locations) == 1 {
+				p.Locations[0].Path = path
+			} else {
+				p.Locations = append(p.Locations, sbom.Location{Path: path})
+			}
+		}
+		if len(s.Packages) >= maxPackages {
+			return nil, fmt.Errorf("decode SPDX: more than %d packages", maxPackages)
+		}
 		s.Packages = append(s.Packages, p)
 	}
 	return s, nil
@@ -340,17 +378,15 @@ func parseToolCreator(c string) sbom.Tool {
 }
 
 // annotationProps reads crowsnest's "<property>=<value>" annotations and Trivy's "Key: value"
-// ones as CycloneDX-style properties, so one reader (applyProps) handles both formats.
-func annotationProps(as []spdx.Annotation) []cdx.Property {
+// attribution texts as CycloneDX-style properties, so one reader (applyProps) handles both formats.
+func annotationProps(as []spdx.Annotation, attributions []string) []cdx.Property {
 	var out []cdx.Property
 	for _, a := range as {
-		c := a.AnnotationComment
-		if strings.HasPrefix(c, propPrefix) {
-			if k, v, ok := strings.Cut(c, "="); ok {
-				out = append(out, cdx.Property{Name: k, Value: v})
-			}
-			continue
+		if k, v, ok := strings.Cut(a.AnnotationComment, "="); ok && strings.HasPrefix(k, propPrefix) {
+			out = append(out, cdx.Property{Name: k, Value: v})
 		}
+	}
+	for _, c := range attributions {
 		if k, v, ok := strings.Cut(c, ": "); ok {
 			switch k {
 			case "LayerDiffID", "FilePath", "SrcName", "SrcVersion", "SrcRelease", "SrcEpoch":
