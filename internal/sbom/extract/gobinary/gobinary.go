@@ -37,6 +37,11 @@ const maxModules = 20000
 // Extractor reads Go build information from executables.
 type Extractor struct{}
 
+var (
+	_ extract.Extractor = (*Extractor)(nil)
+	_ extract.MaxSizer  = (*Extractor)(nil)
+)
+
 // New returns a Go binary extractor.
 func New() *Extractor { return &Extractor{} }
 

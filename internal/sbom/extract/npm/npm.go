@@ -44,6 +44,11 @@ const (
 // Extractor reads installed npm packages and lock files.
 type Extractor struct{}
 
+var (
+	_ extract.Extractor = (*Extractor)(nil)
+	_ extract.MaxSizer  = (*Extractor)(nil)
+)
+
 // New returns an npm extractor.
 func New() *Extractor { return &Extractor{} }
 

@@ -36,6 +36,11 @@ const (
 // Extractor reads Python package metadata.
 type Extractor struct{}
 
+var (
+	_ extract.Extractor = (*Extractor)(nil)
+	_ extract.MaxSizer  = (*Extractor)(nil)
+)
+
 // New returns a Python metadata extractor.
 func New() *Extractor { return &Extractor{} }
 

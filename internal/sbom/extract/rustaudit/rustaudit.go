@@ -42,6 +42,11 @@ const (
 // Extractor reads cargo-auditable data from executables.
 type Extractor struct{}
 
+var (
+	_ extract.Extractor = (*Extractor)(nil)
+	_ extract.MaxSizer  = (*Extractor)(nil)
+)
+
 // New returns a cargo-auditable extractor.
 func New() *Extractor { return &Extractor{} }
 
