@@ -291,7 +291,7 @@ func cdxLicenses(ls []string, lic *licenses) *cdx.Licenses {
 // for each component with a PURL. It understands crowsnest's own properties and the location
 // and source properties Syft and Trivy write.
 func DecodeCycloneDX(r io.Reader) (*sbom.SBOM, error) {
-	data, err := readBounded(r)
+	data, err := readBounded(r, MaxDecodeSize)
 	if err != nil {
 		return nil, err
 	}

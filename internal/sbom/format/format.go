@@ -93,7 +93,7 @@ func Encode(w io.Writer, format string, s *sbom.SBOM, opts Options) error {
 // Decode reads an SBOM in the named format; an empty format means: detect it from the content.
 // Input larger than MaxDecodeSize is refused.
 func Decode(r io.Reader, format string) (*sbom.SBOM, error) {
-	data, err := readBounded(r)
+	data, err := readBounded(r, MaxDecodeSize)
 	if err != nil {
 		return nil, err
 	}
@@ -141,14 +141,14 @@ func Detect(data []byte) (string, error) {
 	return "", fmt.Errorf("detect SBOM format: neither CycloneDX JSON, SPDX 2 JSON nor crowsnest JSON")
 }
 
-func readBounded(r io.Reader) ([]byte, error) {
+func readBounded(r io.Reader, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, MaxDecodeSize+1))
+	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read SBOM: %w", err)
 	}
-	if n > MaxDecodeSize {
-		return nil, fmt.Errorf("read SBOM: larger than %d MiB", MaxDecodeSize>>20)
+	if n > limit {
+		return nil, fmt.Errorf("read SBOM: larger than %d bytes", limit)
 	}
 	return buf.Bytes(), nil
 }

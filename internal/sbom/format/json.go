@@ -28,7 +28,7 @@ func encodeJSON(w io.Writer, s *sbom.SBOM) error {
 // DecodeJSON reads crowsnest's own JSON schema. Unknown fields are ignored (a newer crowsnest may
 // add some), but a different schema version is refused.
 func DecodeJSON(r io.Reader) (*sbom.SBOM, error) {
-	data, err := readBounded(r)
+	data, err := readBounded(r, MaxDecodeSize)
 	if err != nil {
 		return nil, err
 	}

@@ -254,7 +254,7 @@ func annotation(a common.Annotator, date, key, value string) spdx.Annotation {
 // a purl external reference, the image from the CONTAINER package and the OS from the
 // OPERATING-SYSTEM package.
 func DecodeSPDX(r io.Reader) (*sbom.SBOM, error) {
-	data, err := readBounded(r)
+	data, err := readBounded(r, MaxDecodeSize)
 	if err != nil {
 		return nil, err
 	}
