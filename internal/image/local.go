@@ -98,7 +98,7 @@ func scanArchive(file string) (*archiveBackend, error) {
 		}
 		p := cleanArchivePath(h.Name)
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // Next reports the old TypeRegA as TypeReg
 			if isSparse(h) {
 				// Sparse data is not stored contiguously; blobs never are sparse.
 				continue

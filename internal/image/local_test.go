@@ -302,4 +302,3 @@ func tarDir(t *testing.T, dir, file string) {
 	}
 	writeTar(t, file, entries)
 }
-
