@@ -7,7 +7,6 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -488,15 +487,6 @@ func TestBombsAreBigInsideSmallOutside(t *testing.T) {
 	}
 }
 
-func TestCRC32Combine(t *testing.T) {
-	a := []byte("crowsnest watches images")
-	b := bytes.Repeat([]byte{0, 1, 2}, 1000)
-	want := crc32IEEE(append(append([]byte(nil), a...), b...))
-	if g := crc32Combine(crc32IEEE(a), crc32IEEE(b), int64(len(b))); g != want {
-		t.Errorf("crc32Combine = %08x, want %08x", g, want)
-	}
-}
-
 func TestMismatchRegistry(t *testing.T) {
 	h, repoTag := MismatchRegistry(t)
 	srv := httptest.NewServer(h)
@@ -643,8 +633,6 @@ func TestGoBinaryHasBuildInfo(t *testing.T) {
 }
 
 func openFile(p string) (io.ReadCloser, error) { return os.Open(p) }
-
-func crc32IEEE(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
 
 // regexpLines matches text line by line against anchored patterns and describes the first
 // difference ("" if none).

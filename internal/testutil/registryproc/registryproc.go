@@ -381,7 +381,7 @@ func (r *Registry) stop() {
 }
 
 // combined log format: 127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "referer" "user agent"
-var accessLine = regexp.MustCompile(`^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-)(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?`)
+var accessLine = regexp.MustCompile(`^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" ([1-9]\d\d) (\d+|-)(?: "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)")?`)
 
 func (r *Registry) readAccessLog(rd io.Reader) {
 	sc := bufio.NewScanner(rd)
