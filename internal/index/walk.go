@@ -84,6 +84,7 @@ func (w *walker) warn(format string, args ...any) {
 }
 
 func (w *walker) finish() *LayerResult {
+	w.keepRelevantOwnership()
 	if w.dropped > 0 {
 		w.result.Warnings = append(w.result.Warnings, fmt.Sprintf("%s: %d more warnings not shown", w.layer, w.dropped))
 	}
@@ -221,7 +222,6 @@ func (w *walker) extract(ctx context.Context, p string, mode fs.FileMode, conten
 		if err != nil {
 			w.warn("%s: %s: %v", p, e.Name(), err)
 		}
-		res.Owned = w.relevantOwnership(res.Owned)
 		if len(res.Packages) > 0 || res.OS != nil || len(res.Owned) > 0 {
 			fr.Results = append(fr.Results, ExtractorResult{Extractor: e.Name(), Result: res})
 		}
@@ -249,19 +249,42 @@ func safeExtract(ctx context.Context, e extract.Extractor, in extract.Input) (re
 	return e.Extract(ctx, in)
 }
 
-// relevantOwnership keeps only files that some extractor would read: those are the only paths
-// whose ownership decides anything, and package databases list hundreds of thousands of files.
-func (w *walker) relevantOwnership(owned []extract.Ownership) []extract.Ownership {
-	kept := owned[:0]
-	for _, o := range owned {
-		if w.set.Required(o.Path, 0o755, 1) != 0 {
-			kept = append(kept, o)
+// keepRelevantOwnership drops ownership records of files that gave no package in this layer.
+// Package databases list every installed file, and only the owners of language packages decide
+// anything. An OS package manager writes a package's files and its file list in the same layer,
+// so a file that gave packages in this layer is where its owner record is found.
+func (w *walker) keepRelevantOwnership() {
+	found := map[string]bool{}
+	for _, fr := range w.result.Files {
+		for _, er := range fr.Results {
+			if len(er.Packages) > 0 {
+				found[fr.Path] = true
+			}
 		}
 	}
-	if len(kept) == 0 {
-		return nil
+	for i := range w.result.Files {
+		fr := &w.result.Files[i]
+		results := fr.Results[:0]
+		for _, er := range fr.Results {
+			owned := er.Owned[:0]
+			for _, o := range er.Owned {
+				if found[o.Path] {
+					owned = append(owned, o)
+				}
+			}
+			er.Owned = nil
+			if len(owned) > 0 {
+				er.Owned = owned
+			}
+			if len(er.Packages) > 0 || er.OS != nil || len(er.Owned) > 0 {
+				results = append(results, er)
+			}
+		}
+		fr.Results = nil
+		if len(results) > 0 {
+			fr.Results = results
+		}
 	}
-	return kept
 }
 
 func (w *walker) symlink(p, target string) {

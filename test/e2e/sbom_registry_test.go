@@ -100,3 +100,75 @@ func TestLayerCacheAgainstARealRegistry(t *testing.T) {
 		t.Fatalf("other image packages wrong: %+v", b.Packages)
 	}
 }
+
+// TestOwnershipLayersAndInputs indexes one image through each local input kind and checks that a
+// Python package installed by apt is attributed to its Debian package, that a file deleted in an
+// upper layer is gone, and that the image's config facts come through.
+func TestOwnershipLayersAndInputs(t *testing.T) {
+	pkgInfo := []byte("Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0\nLicense: MIT\n\nYAML parser\n")
+	aptLayer := ib.NewLayer(
+		ib.File("var/lib/dpkg/status", ib.DpkgStatus(
+			ib.DebPkg{Package: "libc6", Version: "2.36-9+deb12u4", Architecture: "amd64", Source: "glibc", Maintainer: "GNU Libc Maintainers <debian-glibc@lists.debian.org>", Description: "GNU C Library: Shared libraries"},
+			ib.DebPkg{Package: "zlib1g", Version: "1:1.2.13.dfsg-1", Architecture: "amd64", Source: "zlib", Maintainer: "Mark Brown <broonie@debian.org>", Description: "compression library - runtime"},
+			ib.DebPkg{Package: "python3-yaml", Version: "6.0-3+b2", Architecture: "amd64", Source: "pyyaml (6.0-3)", Maintainer: "Debian Python Team <team+python@tracker.debian.org>", Description: "YAML parser and emitter for Python3"},
+		)),
+		ib.File("var/lib/dpkg/info/python3-yaml.list", []byte("/.\n/usr\n/usr/lib\n/usr/lib/python3\n/usr/lib/python3/dist-packages\n/usr/lib/python3/dist-packages/PyYAML-6.0.egg-info\n/usr/lib/python3/dist-packages/PyYAML-6.0.egg-info/PKG-INFO\n")),
+		ib.File("usr/lib/python3/dist-packages/PyYAML-6.0.egg-info/PKG-INFO", pkgInfo),
+		ib.File("opt/tool/node_modules/left-pad/package.json", []byte(`{"name":"left-pad","version":"1.3.0","license":"WTFPL"}`)),
+		ib.File("srv/venv/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA", []byte("Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n")),
+	)
+	cleanup := ib.NewLayer(ib.Whiteout("opt/tool"), ib.File("srv/venv/lib/python3.11/site-packages/.wh..wh..opq", nil))
+	cfg := ib.DefaultConfig()
+	cfg.User = "1000:1000"
+	cfg.Env = append(cfg.Env, "API_TOKEN=s3cret-value")
+	cfg.ExposedPorts = []string{"8080/tcp"}
+	cfg.Entrypoint = []string{"/usr/bin/python3", "-m", "app"}
+	img := ib.ImageWithConfig(t, cfg, debianBase, aptLayer, cleanup)
+
+	dir := t.TempDir()
+	ib.WriteOCILayout(t, dir+"/layout", "app:1", img)
+	ib.WriteDockerTarball(t, dir+"/app.tar", "example.com/app:1", img)
+	for _, input := range []string{"oci-dir://" + dir + "/layout:app:1", "archive://" + dir + "/app.tar"} {
+		t.Run(strings.SplitN(input, ":", 2)[0], func(t *testing.T) {
+			out, _ := crowsnest(t, "sbom", "--data-dir", t.TempDir(), "--format", "json", input)
+			if strings.Contains(out, "s3cret-value") {
+				t.Fatal("an environment variable's value leaked into the SBOM")
+			}
+			var s sbom.SBOM
+			if err := json.Unmarshal([]byte(out), &s); err != nil {
+				t.Fatal(err)
+			}
+			yaml := pkgByName(&s, "PyYAML")
+			deb := pkgByName(&s, "python3-yaml")
+			if yaml == nil || deb == nil || yaml.OwnedBy != deb.PURL || deb.PURL == "" {
+				t.Fatalf("PyYAML = %+v, python3-yaml = %+v", yaml, deb)
+			}
+			if deb.Source == nil || deb.Source.Name != "pyyaml" || deb.Source.Version != "6.0-3" {
+				t.Errorf("python3-yaml source = %+v", deb.Source)
+			}
+			if libc := pkgByName(&s, "libc6"); libc == nil || libc.Locations[0].DiffID != s.Image.Layers[0].DiffID {
+				t.Errorf("libc6 must stay attributed to the base layer after apt rewrote the status: %+v", libc)
+			}
+			if deb.Locations[0].DiffID != s.Image.Layers[1].DiffID {
+				t.Errorf("python3-yaml attributed to %s, want layer 1", deb.Locations[0].DiffID)
+			}
+			if pkgByName(&s, "left-pad") != nil || pkgByName(&s, "requests") != nil {
+				t.Errorf("packages deleted by the upper layer are reported: %+v", s.Packages)
+			}
+			c := s.Image.Config
+			if c.User != "1000:1000" || len(c.ExposedPorts) != 1 || c.ExposedPorts[0] != "8080/tcp" || len(c.Entrypoint) != 3 {
+				t.Errorf("config facts = %+v", c)
+			}
+			var envNames string
+			for _, e := range c.EnvNames {
+				envNames += e + " "
+			}
+			if !strings.Contains(envNames, "API_TOKEN") {
+				t.Errorf("env names = %v", c.EnvNames)
+			}
+			if len(s.Image.Layers) != 3 || s.Image.Platform.OS != "linux" {
+				t.Errorf("layers/platform = %+v / %+v", s.Image.Layers, s.Image.Platform)
+			}
+		})
+	}
+}
