@@ -92,7 +92,7 @@ func TestLayerCacheAgainstARealRegistry(t *testing.T) {
 	}
 
 	reg.Reset()
-	b := sbomJSON(t, dataDir, reg.Ref("team/other:2.0")) // a bare reference works too
+	b := sbomJSON(t, dataDir, reg.Ref("team/other:2.0"))  // a bare reference works too
 	if got := reg.CountBlobGETs("team/other"); got != 2 { // config + the one unseen layer
 		t.Fatalf("image sharing the base: %d blob GETs, want 2: %v", got, reg.BlobGETs("team/other"))
 	}
