@@ -12,6 +12,7 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
 
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 )
@@ -269,9 +270,10 @@ func cdxLicenses(ls []string, lic *licenses) *cdx.Licenses {
 		}
 		t := lic.term(s)
 		switch {
-		case t.valid && t.simple:
+		case t.valid && isLicenseID(t.expr):
 			out = append(out, cdx.LicenseChoice{License: &cdx.License{ID: t.expr}})
-		case t.valid:
+		case t.valid && !strings.HasPrefix(t.expr, "LicenseRef-"):
+			// A compound, or an identifier WITH an exception: only an expression can say it.
 			compound = true
 		default:
 			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s}})
@@ -284,6 +286,16 @@ func cdxLicenses(ls []string, lic *licenses) *cdx.Licenses {
 		return nil
 	}
 	return &out
+}
+
+// isLicenseID reports whether id is on the SPDX license list (the values CycloneDX accepts as a
+// license id), deprecated identifiers included.
+func isLicenseID(id string) bool {
+	if ok, _ := spdxlicenses.IsActiveLicense(id); ok {
+		return true
+	}
+	ok, _ := spdxlicenses.IsDeprecatedLicense(id)
+	return ok
 }
 
 // DecodeCycloneDX reads a CycloneDX JSON BOM (any spec version cyclonedx-go reads) into an SBOM:

@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"reflect"
 	"slices"
@@ -108,6 +109,29 @@ func TestCycloneDXOutput(t *testing.T) {
 	}
 	if p := *bom.Properties; len(p) != 1 || p[0].Name != "crowsnest:warning" {
 		t.Errorf("BOM properties = %+v", p)
+	}
+}
+
+func TestCycloneDXLicenseForms(t *testing.T) {
+	lic := newLicenses()
+	for _, tt := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"mit", "GPL-2.0+"}, `[{"license":{"id":"MIT"}},{"license":{"id":"GPL-2.0+"}}]`},
+		{[]string{"LicenseRef-Proprietary", "Artistic"}, `[{"license":{"name":"LicenseRef-Proprietary"}},{"license":{"name":"Artistic"}}]`},
+		{[]string{"GPL-2.0-only WITH Classpath-exception-2.0"}, `[{"expression":"GPL-2.0-only WITH Classpath-exception-2.0"}]`},
+		{[]string{"BSD-3-Clause", "MIT OR Apache-2.0", "Public Domain"},
+			`[{"expression":"BSD-3-Clause AND (MIT OR Apache-2.0) AND LicenseRef-Public-Domain-f6960be1"}]`},
+		{[]string{" "}, `null`},
+	} {
+		got, err := json.Marshal(cdxLicenses(tt.in, lic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("cdxLicenses(%q) = %s\n want %s", tt.in, got, tt.want)
+		}
 	}
 }
 

@@ -15,9 +15,13 @@ func encodeJSON(w io.Writer, s *sbom.SBOM) error {
 	if out.SchemaVersion == "" {
 		out.SchemaVersion = sbom.SchemaVersion
 	}
-	if out.Packages == nil {
-		// The schema says "packages" is always an array.
-		out.Packages = []sbom.Package{}
+	// The schema says "packages" and each package's "locations" are always arrays.
+	out.Packages = make([]sbom.Package, len(s.Packages))
+	copy(out.Packages, s.Packages)
+	for i := range out.Packages {
+		if out.Packages[i].Locations == nil {
+			out.Packages[i].Locations = []sbom.Location{}
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
