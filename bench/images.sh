@@ -39,12 +39,13 @@ PY_JAVA_PKGS=(
 	libguava-java libslf4j-java liblog4j2-java libcommons-codec-java
 )
 
-# in_chroot runs a command inside DIR with /proc mounted and the host's apt sources and DNS, and
+# in_chroot runs a command inside DIR with /proc and /dev mounted and the host's apt sources and DNS, and
 # always undoes those changes so that none of them ends up in a layer.
 in_chroot() {
 	local dir=$1
 	shift
 	mount -t proc proc "$dir/proc"
+	mount --bind /dev "$dir/dev"
 	cp -a "$dir/etc/resolv.conf" "$dir/etc/resolv.conf.bench" 2>/dev/null || true
 	cp /etc/resolv.conf "$dir/etc/resolv.conf"
 	mv "$dir/etc/apt/sources.list" "$dir/etc/apt/sources.list.bench"
@@ -54,7 +55,7 @@ in_chroot() {
 	local rc=0
 	chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
 		LC_ALL=C "$@" || rc=$?
-	umount "$dir/proc"
+	umount "$dir/proc" "$dir/dev"
 	rm -f "$dir/etc/apt/sources.list"
 	for f in /etc/apt/sources.list.d/*.sources; do rm -f "$dir/etc/apt/sources.list.d/$(basename "$f")"; done
 	mv "$dir/etc/apt/sources.list.bench" "$dir/etc/apt/sources.list"
@@ -148,7 +149,7 @@ start_registry
 push() { # NAME LAYER...: pushes unless the registry has the image already
 	local name=$1
 	shift
-	if curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+	if curl -fs -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		"http://$REG_ADDR/v2/bench/$name/manifests/1"; then
 		log "$REG_ADDR/bench/$name:1 already pushed"
 		return

@@ -27,16 +27,23 @@ WORK=$CACHE/work
 mkdir -p "$BIN" "$OUT" "$WORK" "$CACHE/logs"
 [ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install -y time)"
 
+# installed_version prints the module version a peer in BIN was built from; `go install` builds
+# carry no version in their own `version` output.
+installed_version() {
+	[ -x "$BIN/$1" ] || return 0
+	go version -m "$BIN/$1" 2>/dev/null | awk '$1=="mod" {print $3; exit}'
+}
+
 # Peers are built from source with the Go toolchain; each takes minutes the first time, so both
 # builds run in parallel.
 install_peers() {
 	local pids=()
-	if ! "$BIN/syft" version 2>/dev/null | grep -q "${SYFT_VERSION#v}"; then
+	if [ "$(installed_version syft)" != "$SYFT_VERSION" ]; then
 		log "go install syft@$SYFT_VERSION (minutes)"
 		GOBIN=$BIN go install "github.com/anchore/syft/cmd/syft@$SYFT_VERSION" >"$CACHE/logs/syft-install.log" 2>&1 &
 		pids+=($!)
 	fi
-	if ! "$BIN/trivy" version 2>/dev/null | grep -q "${TRIVY_VERSION#v}"; then
+	if [ "$(installed_version trivy)" != "$TRIVY_VERSION" ]; then
 		log "go install trivy@$TRIVY_VERSION (minutes)"
 		# Trivy v0.74 needs encoding/json/v2.
 		GOEXPERIMENT=jsonv2 GOBIN=$BIN go install "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION" >"$CACHE/logs/trivy-install.log" 2>&1 &
@@ -63,7 +70,7 @@ trap stop_registry EXIT
 need_images=0
 for i in "${IMAGES[@]}"; do
 	[ -d "$CACHE/truth/$i" ] || need_images=1
-	curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+	curl -fs -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		"http://$REG_ADDR/v2/bench/$i/manifests/1" || need_images=1
 done
 if [ $need_images = 1 ]; then
@@ -108,10 +115,10 @@ for img in "${IMAGES[@]}"; do
 	cn_data=$WORK/crowsnest-data
 	if [ $CROWSNEST_OK = 1 ]; then
 		measure "$img" crowsnest cold "$o.crowsnest.cold.json" 'rm -rf "$cn_data"' -- \
-			"$BIN/crowsnest" sbom "registry://$ref" --format json --data-dir "$cn_data" -o "$o.crowsnest.cold.json"
+			"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.cold.json"
 		# Warm: every layer is in the data dir from the cold run.
 		measure "$img" crowsnest warm "$o.crowsnest.warm.json" ':' -- \
-			"$BIN/crowsnest" sbom "registry://$ref" --format json --data-dir "$cn_data" -o "$o.crowsnest.warm.json"
+			"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.warm.json"
 	else
 		printf '%s\tcrowsnest\tcold\t0\t0\t127\t-\n%s\tcrowsnest\twarm\t0\t0\t127\t-\n' "$img" "$img" >>"$RESULTS"
 	fi

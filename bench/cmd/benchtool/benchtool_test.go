@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"errors"
 	"io"
@@ -259,4 +260,53 @@ func FuzzNPMTruth(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = npmTruth(b)
 	})
+}
+
+func writeJar(t *testing.T, p string, files map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for name, body := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func TestJavaTruth(t *testing.T) {
+	root := t.TempDir()
+	java := filepath.Join(root, "usr/share/java")
+	writeJar(t, filepath.Join(java, "commons-lang3-3.12.0.jar"), map[string]string{
+		"META-INF/maven/org.apache.commons/commons-lang3/pom.properties": "#Generated\nversion=3.12.0\ngroupId=org.apache.commons\nartifactId=commons-lang3\n",
+	})
+	if err := os.Symlink("commons-lang3-3.12.0.jar", filepath.Join(java, "commons-lang3.jar")); err != nil {
+		t.Fatal(err)
+	}
+	writeJar(t, filepath.Join(java, "commons-logging-1.2.jar"), map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n"})
+	writeJar(t, filepath.Join(java, "hamcrest.jar"), map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n"})
+	writeJar(t, filepath.Join(java, "orphan.jar"), map[string]string{"META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n"})
+	mkfile(t, filepath.Join(root, "var/lib/dpkg/status"), "Package: libhamcrest-java\nStatus: install ok installed\nVersion: 1:2.2-1\n\n", time.Now())
+	mkfile(t, filepath.Join(root, "var/lib/dpkg/info/libhamcrest-java.list"), "/usr/share/java\n/usr/share/java/hamcrest.jar\n", time.Now())
+	got, unnamed, err := javaTruth(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, want := fmtNV(got), "[{commons-lang3 3.12.0} {commons-logging 1.2} {hamcrest 2.2}]"; s != want {
+		t.Errorf("got %s, want %s", s, want)
+	}
+	if len(unnamed) != 1 || unnamed[0] != "usr/share/java/orphan.jar" {
+		t.Errorf("unnamed = %v", unnamed)
+	}
 }

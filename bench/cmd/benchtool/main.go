@@ -69,10 +69,10 @@ func run1(ctx context.Context, cmd string, args []string, stdout io.Writer) erro
 		case "truth-python":
 			set, err = pythonTruth(args[0])
 		case "truth-java":
-			var noPOM []string
-			set, noPOM, err = javaTruth(args[0])
-			for _, j := range noPOM {
-				fmt.Fprintf(os.Stderr, "truth-java: %s has no pom.properties; not counted\n", j)
+			var unnamed []string
+			set, unnamed, err = javaTruth(args[0])
+			for _, j := range unnamed {
+				fmt.Fprintf(os.Stderr, "truth-java: %s has no pom.properties and no version in its name; not counted\n", j)
 			}
 		case "truth-npm":
 			var b []byte

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -96,10 +97,16 @@ func rfc822Headers(b []byte) map[string]string {
 	return h
 }
 
-// javaTruth lists the Maven artifacts in the jars under root/usr/share/java, from the
-// pom.properties the jars carry. Debian installs each jar once and points versionless symlinks at
-// it, so only regular files are read.
-func javaTruth(root string) (found []nv, withoutPOM []string, err error) {
+// javaTruth lists the Maven artifacts in the jars under root/usr/share/java. A jar's
+// pom.properties names it; a jar without one is named by its file name and versioned by the
+// Debian package that installed it (upstream part of its version), as Debian builds such jars
+// from that upstream release. Debian installs each jar once and points versionless symlinks at
+// it, so only regular files are read. Jars neither way can name are returned in unnamed.
+func javaTruth(root string) (found []nv, unnamed []string, err error) {
+	owners, err := dpkgOwners(root)
+	if err != nil {
+		return nil, nil, err
+	}
 	dir := filepath.Join(root, "usr/share/java")
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -112,9 +119,13 @@ func javaTruth(root string) (found []nv, withoutPOM []string, err error) {
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(root, p)
 		if len(arts) == 0 {
-			rel, _ := filepath.Rel(root, p)
-			withoutPOM = append(withoutPOM, rel)
+			if a, ok := jarFromDebian(filepath.Base(p), owners["/"+filepath.ToSlash(rel)]); ok {
+				arts = append(arts, a)
+			} else {
+				unnamed = append(unnamed, rel)
+			}
 		}
 		found = append(found, arts...)
 		return nil
@@ -122,7 +133,58 @@ func javaTruth(root string) (found []nv, withoutPOM []string, err error) {
 	if err != nil && !os.IsNotExist(err) {
 		return nil, nil, fmt.Errorf("walk %s: %w", dir, err)
 	}
-	return dedupe(found), withoutPOM, nil
+	return dedupe(found), unnamed, nil
+}
+
+var jarVersionSuffix = regexp.MustCompile(`^(.+?)-([0-9][^-]*)$`)
+
+// jarFromDebian names a jar from its file name and its owning package's Debian version.
+func jarFromDebian(file, debVersion string) (nv, bool) {
+	base := strings.TrimSuffix(file, ".jar")
+	if m := jarVersionSuffix.FindStringSubmatch(base); m != nil {
+		return nv{m[1], m[2]}, true
+	}
+	if debVersion == "" {
+		return nv{}, false
+	}
+	v := debEpoch.ReplaceAllString(debVersion, "")
+	if i := strings.LastIndexByte(v, '-'); i > 0 {
+		v = v[:i]
+	}
+	return nv{base, v}, true
+}
+
+// dpkgOwners maps each file an installed Debian package owns to that package's version.
+func dpkgOwners(root string) (map[string]string, error) {
+	versions := map[string]string{}
+	status, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read dpkg status: %w", err)
+	}
+	var pkg string
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Package: "); ok {
+			pkg = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, "Version: "); ok && pkg != "" {
+			versions[pkg] = strings.TrimSpace(v)
+		}
+	}
+	owners := map[string]string{}
+	lists, _ := filepath.Glob(filepath.Join(root, "var/lib/dpkg/info/*.list"))
+	for _, l := range lists {
+		name := strings.TrimSuffix(filepath.Base(l), ".list")
+		name, _, _ = strings.Cut(name, ":")
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", l, err)
+		}
+		for _, f := range strings.Split(string(b), "\n") {
+			if f != "" {
+				owners[f] = versions[name]
+			}
+		}
+	}
+	return owners, nil
 }
 
 func jarArtifacts(p string) ([]nv, error) {
