@@ -50,7 +50,6 @@ func (listExtractor) Extract(_ context.Context, in extract.Input) (extract.Resul
 type entry struct {
 	name, body, link string
 	typ              byte
-	size             int64 // declared size, when it must differ from len(body)
 }
 
 func file(name, body string) entry       { return entry{name: name, body: body, typ: tar.TypeReg} }
