@@ -1,0 +1,183 @@
+// Package queue opens crowsnest's durable job queue: River, on the same database as the store
+// (SQLite through riversqlite, PostgreSQL through riverpgxv5). Job kinds and workers live with the
+// code that uses them; this package only hides which driver runs underneath.
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Priorities: River runs lower numbers first. Fresh pushes go before backfill.
+const (
+	PriorityPush     = 1
+	PriorityPoll     = 2
+	PriorityBackfill = 3
+)
+
+// Queue inserts jobs and runs workers. It is the same API over SQLite and PostgreSQL.
+type Queue interface {
+	// Insert commits a job before it returns; inserted is false when a unique job already exists.
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (inserted bool, err error)
+	// Start runs the workers until ctx ends or Stop is called.
+	Start(ctx context.Context) error
+	// Stop waits for running jobs to finish (or ctx to end).
+	Stop(ctx context.Context) error
+	// Jobs lists jobs in the given states (for status output and tests).
+	Jobs(ctx context.Context, states ...rivertype.JobState) ([]*rivertype.JobRow, error)
+	Close() error
+}
+
+// Config configures workers; a queue used only to insert needs none.
+type Config struct {
+	Workers      *river.Workers
+	MaxWorkers   int
+	MaxAttempts  int
+	PeriodicJobs []*river.PeriodicJob
+	Logger       *slog.Logger
+	// PollInterval is how often workers look for new jobs when the driver cannot be notified
+	// (SQLite). Default 200ms.
+	PollInterval time.Duration
+}
+
+// Open connects to dsn (sqlite://PATH, a file path, or postgres://...) and migrates River's tables.
+func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("queue: connect to PostgreSQL: %w", err)
+		}
+		q, err := open(ctx, riverpgxv5.New(pool), cfg, pool.Close)
+		if err != nil {
+			pool.Close()
+		}
+		return q, err
+	}
+	path, err := sqlitePath(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	// SQLite allows one writer; River runs many internal operations at once (River's advice).
+	db.SetMaxOpenConns(1)
+	q, err := open(ctx, riversqlite.New(db), cfg, func() { db.Close() })
+	if err != nil {
+		db.Close()
+	}
+	return q, err
+}
+
+func sqlitePath(dsn string) (string, error) {
+	if p, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
+		if p == "" {
+			return "", errors.New("queue: sqlite:// needs a path, e.g. sqlite:///var/lib/crowsnest/crowsnest.db")
+		}
+		if u, err := url.PathUnescape(p); err == nil {
+			p = u
+		}
+		return p, nil
+	}
+	if strings.Contains(dsn, "://") {
+		return "", fmt.Errorf("queue: unsupported database %q: use sqlite://PATH or postgres://...", redact(dsn))
+	}
+	return dsn, nil
+}
+
+// redact hides a password in a DSN.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+type riverQueue[TTx any] struct {
+	client  *river.Client[TTx]
+	closeDB func()
+}
+
+func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Config, closeDB func()) (*riverQueue[TTx], error) {
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("queue: migrate: %w", err)
+	}
+	rc := &river.Config{Logger: cfg.Logger, MaxAttempts: cfg.MaxAttempts, PeriodicJobs: cfg.PeriodicJobs,
+		FetchPollInterval: cfg.PollInterval}
+	if rc.FetchPollInterval == 0 {
+		rc.FetchPollInterval = 200 * time.Millisecond
+	}
+	if cfg.Workers != nil {
+		max := cfg.MaxWorkers
+		if max <= 0 {
+			max = 1
+		}
+		rc.Workers = cfg.Workers
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max}}
+	}
+	client, err := river.NewClient(driver, rc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &riverQueue[TTx]{client: client, closeDB: closeDB}, nil
+}
+
+func (q *riverQueue[TTx]) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (bool, error) {
+	res, err := q.client.Insert(ctx, args, opts)
+	if err != nil {
+		return false, fmt.Errorf("queue: insert %s job: %w", args.Kind(), err)
+	}
+	return !res.UniqueSkippedAsDuplicate, nil
+}
+
+func (q *riverQueue[TTx]) Start(ctx context.Context) error { return q.client.Start(ctx) }
+func (q *riverQueue[TTx]) Stop(ctx context.Context) error  { return q.client.Stop(ctx) }
+
+func (q *riverQueue[TTx]) Jobs(ctx context.Context, states ...rivertype.JobState) ([]*rivertype.JobRow, error) {
+	params := river.NewJobListParams().First(10000)
+	if len(states) > 0 {
+		params = params.States(states...)
+	}
+	res, err := q.client.JobList(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("queue: list jobs: %w", err)
+	}
+	return res.Jobs, nil
+}
+
+func (q *riverQueue[TTx]) Close() error {
+	q.closeDB()
+	return nil
+}
