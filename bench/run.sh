@@ -89,16 +89,20 @@ measure() {
 	local runs=() k
 	for k in $(seq "$REPEAT"); do
 		eval "$prep"
-		local tf=$WORK/time.$$ rc=0
-		/usr/bin/time -f '%e %M' -o "$tf" "$@" >"$CACHE/logs/$image.$tool.$phase.log" 2>&1 || rc=$?
-		local wall rss
-		read -r wall rss < <(tail -n 1 "$tf")
+		local tf=$WORK/time.$$ rc=0 t0 t1 wall rss
+		# Wall time from the nanosecond clock: /usr/bin/time's %e has 10 ms steps, too coarse
+		# for warm runs. /usr/bin/time gives the peak RSS (%M, KiB).
+		t0=$(date +%s%N)
+		/usr/bin/time -f '%M' -o "$tf" "$@" >"$CACHE/logs/$image.$tool.$phase.log" 2>&1 || rc=$?
+		t1=$(date +%s%N)
+		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+		rss=$(tail -n 1 "$tf")
 		runs+=("$wall $rss $rc")
 		log "$(printf '%-17s %-9s %-4s %6ss %7s KiB rc=%s' "$image" "$tool" "$phase" "$wall" "$rss" "$rc")"
 		[ $rc = 0 ] || tail -n 5 "$CACHE/logs/$image.$tool.$phase.log" >&2
 	done
 	local med
-	med=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((REPEAT + 1) / 2))p")
+	med=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n "$(((REPEAT + 1) / 2))p")
 	read -r wall rss rc <<<"$med"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$image" "$tool" "$phase" "$wall" "$rss" "$rc" "$outf" >>"$RESULTS"
 }

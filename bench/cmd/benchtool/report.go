@@ -91,7 +91,7 @@ func report(w io.Writer, runs []*run, truthDir, header string) error {
 	fmt.Fprintf(w, "\n## Runs\n\nPackages found per ecosystem; in brackets the recall against the image's ground truth.\n\n")
 	fmt.Fprintf(w, "| image | tool | run | wall s | peak RSS MiB | %s |\n|---|---|---|---:|---:|%s\n", strings.Join(ecosystems, " | "), strings.Repeat("---:|", len(ecosystems)))
 	for _, r := range runs {
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.0f |", r.Image, r.Tool, r.Phase, r.Wall, float64(r.RSSKiB)/1024)
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %.0f |", r.Image, r.Tool, r.Phase, r.Wall, float64(r.RSSKiB)/1024)
 		for _, e := range ecosystems {
 			if r.err != "" {
 				fmt.Fprintf(w, " %s |", r.err)
