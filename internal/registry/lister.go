@@ -1,0 +1,93 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// Lister lists what a watched registry holds. Repository names are in the form the adapter
+// documents (Artifactory: "<repoKey>/<image path>"; OCI: the repository path) and are already
+// filtered by the configured include/exclude globs.
+type Lister interface {
+	Repositories(ctx context.Context) ([]string, error)
+	Tags(ctx context.Context, repo string) ([]string, error)
+	// Manifests lists every tag of every (filtered) repository with its digest where the
+	// registry gives it in bulk; Digest is "" when it does not, and the caller resolves it.
+	Manifests(ctx context.Context) ([]Manifest, error)
+	// ImageRef forms the pull reference of repo:tag.
+	ImageRef(repo, tag string) string
+}
+
+// Manifest is one tag and what it points at.
+type Manifest struct {
+	Repository string `json:"repository"` // as returned by Repositories
+	Tag        string `json:"tag"`
+	Digest     string `json:"digest,omitempty"` // "sha256:<hex>", or "" when unknown
+	// RepoKey and Image split an Artifactory repository name; Image is the path in the
+	// registry's namespace (the whole repository path for OCI).
+	RepoKey string `json:"repo_key,omitempty"`
+	Image   string `json:"image"`
+}
+
+// Options tune a Lister. The zero value is usable.
+type Options struct {
+	// HTTPClient carries the requests (its Transport is wrapped for registry auth); nil means
+	// a client with a 60 s timeout.
+	HTTPClient *http.Client
+	// Keychain supplies OCI registry credentials when the environment has none; nil means
+	// authn.DefaultKeychain (Docker's config file and helpers).
+	Keychain authn.Keychain
+	// PageSize is n for catalog/tags pages and the AQL limit; 0 means 1000.
+	PageSize int
+}
+
+func (o Options) client() *http.Client {
+	if o.HTTPClient != nil {
+		return o.HTTPClient
+	}
+	return &http.Client{Timeout: 60 * time.Second}
+}
+
+func (o Options) pageSize() int {
+	if o.PageSize <= 0 {
+		return defaultPage
+	}
+	return min(o.PageSize, 100_000)
+}
+
+// New returns the Lister for cfg.
+func New(cfg Config, opts Options) (Lister, error) {
+	switch cfg.Type {
+	case TypeArtifactory:
+		return NewArtifactory(cfg, opts)
+	case TypeOCI:
+		return NewOCI(cfg, opts)
+	}
+	return nil, fmt.Errorf("registry type %q has no lister", cfg.Type)
+}
+
+// filter applies include/exclude globs (path.Match syntax, validated by ParseConfig). A name
+// passes when it matches some include (or there are none) and no exclude.
+type filter struct{ includes, excludes []string }
+
+func (f filter) allows(name string) bool {
+	for _, g := range f.excludes {
+		if ok, _ := path.Match(g, name); ok {
+			return false
+		}
+	}
+	if len(f.includes) == 0 {
+		return true
+	}
+	for _, g := range f.includes {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
