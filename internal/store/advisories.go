@@ -1,0 +1,476 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
+)
+
+// ImportResult counts what an advisory import changed.
+type ImportResult struct {
+	Added, Updated, Unchanged, Removed int
+	// ChangedKeys are the affected package keys of every added, updated or removed advisory,
+	// before and after the change, sorted: the packages to re-match.
+	ChangedKeys []PackageKey
+}
+
+// Import is one advisory import: a single transaction that records are streamed into. It is not
+// safe for concurrent use. Commit or Rollback must be called; on SQLite the import holds the
+// store's write lock until then.
+type Import struct {
+	s      *Store
+	ctx    context.Context
+	tx     *sql.Tx
+	unlock func()
+	source string
+	full   bool
+	// known holds every stored advisory's source and content hash, loaded at the start: one
+	// query instead of a lookup per record.
+	known   map[string]knownAdvisory
+	seen    map[string]struct{}
+	pending []pendingAdvisory
+	// pendingIDs are the ids in pending: a record repeated within one batch is flushed first,
+	// since one multi-row upsert cannot touch a row twice.
+	pendingIDs map[string]struct{}
+	changed    map[PackageKey]struct{}
+	res        ImportResult
+	err        error // the first write error; the import can then only be rolled back
+	done       bool
+}
+
+type knownAdvisory struct {
+	source string
+	hash   [sha256.Size]byte
+}
+
+type pendingAdvisory struct {
+	id       string
+	modified int64
+	hash     [sha256.Size]byte
+	data     []byte
+	details  string
+	keys     []PackageKey
+	existed  bool
+}
+
+// importBatch is how many advisories are written per multi-row statement.
+const importBatch = 500
+
+// BeginImport starts an import of advisories from source (e.g. "osv:Debian"). With full, the
+// import is a complete snapshot of the source: at Commit, the source's advisories not Put are
+// deleted.
+func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Import, error) {
+	if source == "" {
+		return nil, errors.New("begin import: empty source name")
+	}
+	unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin import of %s: %w", source, err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("begin import of %s: %w", source, err)
+	}
+	im := &Import{s: s, ctx: ctx, tx: tx, unlock: unlock, source: source, full: full,
+		known: map[string]knownAdvisory{}, pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
+	rows, err := tx.QueryContext(ctx, `SELECT id, source, hash FROM advisories`)
+	if err != nil {
+		im.abort()
+		return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
+	}
+	defer rows.Close()
+	sources := map[string]string{} // interning: a handful of distinct sources
+	for rows.Next() {
+		var id, src string
+		var h []byte
+		if err := rows.Scan(&id, &src, &h); err != nil {
+			im.abort()
+			return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
+		}
+		if v, ok := sources[src]; ok {
+			src = v
+		} else {
+			sources[src] = src
+		}
+		var k knownAdvisory
+		k.source = src
+		copy(k.hash[:], h)
+		im.known[id] = k
+	}
+	if err := rows.Err(); err != nil {
+		im.abort()
+		return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
+	}
+	return im, nil
+}
+
+func (im *Import) abort() {
+	if im.done {
+		return
+	}
+	im.done = true
+	_ = im.tx.Rollback()
+	im.unlock()
+}
+
+func (im *Import) usable() error {
+	if im.done {
+		return errors.New("import already committed or rolled back")
+	}
+	return im.err
+}
+
+// Put adds or replaces an advisory. Records whose content is unchanged are counted and skipped;
+// a record with Withdrawn set is treated as Withdraw(a.ID).
+func (im *Import) Put(a *vuln.Advisory) error {
+	if err := im.usable(); err != nil {
+		return err
+	}
+	if a.ID == "" {
+		return errors.New("put advisory: empty id")
+	}
+	if a.Withdrawn != nil {
+		return im.Withdraw(a.ID)
+	}
+	full, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("put advisory %s: %w", a.ID, err)
+	}
+	h := sha256.Sum256(full)
+	im.seen[a.ID] = struct{}{}
+	old, existed := im.known[a.ID]
+	if existed && old.hash == h && old.source == im.source {
+		im.res.Unchanged++
+		return nil
+	}
+	// The hot path (AdvisoriesFor) decodes every matching record: keep the long details text
+	// out of the JSON it reads.
+	slim := *a
+	slim.Details = ""
+	data, err := json.Marshal(&slim)
+	if err != nil {
+		return fmt.Errorf("put advisory %s: %w", a.ID, err)
+	}
+	if _, dup := im.pendingIDs[a.ID]; dup {
+		if err := im.flush(); err != nil {
+			return err
+		}
+	}
+	p := pendingAdvisory{id: a.ID, hash: h, data: data, details: a.Details, existed: existed, keys: advisoryKeys(a)}
+	if !a.Modified.IsZero() {
+		p.modified = a.Modified.UnixNano()
+	}
+	im.known[a.ID] = knownAdvisory{source: im.source, hash: h}
+	if existed {
+		im.res.Updated++
+	} else {
+		im.res.Added++
+	}
+	for _, k := range p.keys {
+		im.changed[k] = struct{}{}
+	}
+	im.pending = append(im.pending, p)
+	im.pendingIDs[a.ID] = struct{}{}
+	if len(im.pending) >= importBatch {
+		return im.flush()
+	}
+	return nil
+}
+
+func advisoryKeys(a *vuln.Advisory) []PackageKey {
+	var keys []PackageKey
+	for _, af := range a.Affected {
+		k := PackageKey{Ecosystem: af.Ecosystem, Name: af.Name}
+		if k.IsZero() || slices.Contains(keys, k) {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// flush writes the pending advisories.
+func (im *Import) flush() error {
+	if len(im.pending) == 0 {
+		return nil
+	}
+	err := im.writePending()
+	im.pending = im.pending[:0]
+	clear(im.pendingIDs)
+	if err != nil {
+		im.err = fmt.Errorf("import %s: %w", im.source, err)
+		return im.err
+	}
+	return nil
+}
+
+func (im *Import) writePending() error {
+	ctx, tx := im.ctx, im.tx
+	var replaced []string
+	for _, p := range im.pending {
+		if p.existed {
+			replaced = append(replaced, p.id)
+		}
+	}
+	// The old versions' keys changed too: a package may have stopped being affected.
+	if err := im.deleteAffected(replaced); err != nil {
+		return err
+	}
+	ps := im.pending
+	if err := insertRowsSuffix(ctx, tx, `INSERT INTO advisories (id, source, modified, hash, data, details) VALUES `,
+		` ON CONFLICT (id) DO UPDATE SET source = excluded.source, modified = excluded.modified,
+			hash = excluded.hash, data = excluded.data, details = excluded.details`, 6, len(ps),
+		func(i int, args []any) []any {
+			p := &ps[i]
+			return append(args, p.id, im.source, p.modified, p.hash[:], p.data, p.details)
+		}); err != nil {
+		return fmt.Errorf("write advisories: %w", err)
+	}
+	type row struct {
+		k  PackageKey
+		id string
+	}
+	var rows []row
+	for _, p := range ps {
+		for _, k := range p.keys {
+			rows = append(rows, row{k, p.id})
+		}
+	}
+	if err := insertRows(ctx, tx, `INSERT INTO affected (ecosystem, name, advisory_id) VALUES `, 3, len(rows),
+		func(i int, args []any) []any {
+			return append(args, rows[i].k.Ecosystem, rows[i].k.Name, rows[i].id)
+		}); err != nil {
+		return fmt.Errorf("write affected packages: %w", err)
+	}
+	return nil
+}
+
+// deleteAffected deletes the affected rows of ids, noting their keys as changed.
+func (im *Import) deleteAffected(ids []string) error {
+	for start := 0; start < len(ids); start += importBatch {
+		chunk := ids[start:min(len(ids), start+importBatch)]
+		q, args := idInQuery(`DELETE FROM affected WHERE advisory_id IN (`, chunk)
+		rows, err := im.tx.QueryContext(im.ctx, q+`) RETURNING ecosystem, name`, args...)
+		if err != nil {
+			return fmt.Errorf("delete affected packages: %w", err)
+		}
+		for rows.Next() {
+			var k PackageKey
+			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete affected packages: %w", err)
+			}
+			im.changed[k] = struct{}{}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("delete affected packages: %w", err)
+		}
+	}
+	return nil
+}
+
+func idInQuery(prefix string, ids []string) (string, []any) {
+	var b strings.Builder
+	b.WriteString(prefix)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(param(i + 1))
+		args[i] = id
+	}
+	return b.String(), args
+}
+
+// deleteAdvisories removes ids (affected rows first, for their keys).
+func (im *Import) deleteAdvisories(ids []string) error {
+	if err := im.deleteAffected(ids); err != nil {
+		return err
+	}
+	for start := 0; start < len(ids); start += importBatch {
+		chunk := ids[start:min(len(ids), start+importBatch)]
+		q, args := idInQuery(`DELETE FROM advisories WHERE id IN (`, chunk)
+		if _, err := im.tx.ExecContext(im.ctx, q+")", args...); err != nil {
+			return fmt.Errorf("delete advisories: %w", err)
+		}
+	}
+	for _, id := range ids {
+		delete(im.known, id)
+	}
+	im.res.Removed += len(ids)
+	return nil
+}
+
+// Withdraw removes the advisory id if it is stored (a withdrawn OSV record).
+func (im *Import) Withdraw(id string) error {
+	if err := im.usable(); err != nil {
+		return err
+	}
+	im.seen[id] = struct{}{}
+	if _, ok := im.known[id]; !ok {
+		return nil
+	}
+	// It may be pending from an earlier Put of this import.
+	if err := im.flush(); err != nil {
+		return err
+	}
+	if err := im.deleteAdvisories([]string{id}); err != nil {
+		im.err = fmt.Errorf("import %s: withdraw %s: %w", im.source, id, err)
+		return im.err
+	}
+	return nil
+}
+
+// Commit writes what is pending, deletes (for a full import) the source's advisories that were
+// not Put, records the import in sources, and commits.
+func (im *Import) Commit() (ImportResult, error) {
+	if err := im.usable(); err != nil {
+		im.abort()
+		return ImportResult{}, err
+	}
+	defer im.abort()
+	if err := im.flush(); err != nil {
+		return ImportResult{}, err
+	}
+	if im.full {
+		var gone []string
+		for id, k := range im.known {
+			if _, ok := im.seen[id]; !ok && k.source == im.source {
+				gone = append(gone, id)
+			}
+		}
+		slices.Sort(gone)
+		if err := im.deleteAdvisories(gone); err != nil {
+			return ImportResult{}, fmt.Errorf("import %s: %w", im.source, err)
+		}
+	}
+	count := 0
+	for _, k := range im.known {
+		if k.source == im.source {
+			count++
+		}
+	}
+	if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO sources (name, url, etag, last_modified, imported_at, advisory_count, error)
+		VALUES ($1, '', '', '', $2, $3, '')
+		ON CONFLICT (name) DO UPDATE SET imported_at = excluded.imported_at, advisory_count = excluded.advisory_count, error = ''`,
+		im.source, time.Now().UnixNano(), count); err != nil {
+		return ImportResult{}, fmt.Errorf("import %s: record source: %w", im.source, err)
+	}
+	if err := im.tx.Commit(); err != nil {
+		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
+	}
+	res := im.res
+	for k := range im.changed {
+		res.ChangedKeys = append(res.ChangedKeys, k)
+	}
+	slices.SortFunc(res.ChangedKeys, compareKeys)
+	return res, nil
+}
+
+func compareKeys(a, b PackageKey) int {
+	if c := strings.Compare(a.Ecosystem, b.Ecosystem); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// Rollback abandons the import; the store is left as it was. Calling it after Commit is a no-op.
+func (im *Import) Rollback() error {
+	if im.done {
+		return nil
+	}
+	im.abort()
+	return nil
+}
+
+// AdvisoriesFor returns the advisories affecting each of keys (keys without any are absent from
+// the map). The advisories' Details are left empty (see Advisory); an advisory affecting several
+// of keys is one shared value: callers must not modify it.
+func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[PackageKey][]*vuln.Advisory, error) {
+	keys = uniqueKeys(keys)
+	out := make(map[PackageKey][]*vuln.Advisory)
+	decoded := make(map[string]*vuln.Advisory)
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		var data []byte
+		for rows.Next() {
+			var k PackageKey
+			var id string
+			if err := rows.Scan(&k.Ecosystem, &k.Name, &id, &data); err != nil {
+				return err
+			}
+			a, ok := decoded[id]
+			if !ok {
+				a = new(vuln.Advisory)
+				if err := json.Unmarshal(data, a); err != nil {
+					return fmt.Errorf("decode advisory %s: %w", id, err)
+				}
+				decoded[id] = a
+			}
+			out[k] = append(out[k], a)
+		}
+		return rows.Err()
+	}
+	if s.dialect == dialectPostgres {
+		if len(keys) == 0 {
+			return out, nil
+		}
+		es, ns := splitKeys(keys)
+		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.data
+			FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			JOIN affected af ON af.ecosystem = k.e AND af.name = k.n
+			JOIN advisories a ON a.id = af.advisory_id
+			ORDER BY a.id`, es, ns)
+		if err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		return out, nil
+	}
+	for start := 0; start < len(keys); start += keyBatch {
+		chunk := keys[start:min(len(keys), start+keyBatch)]
+		q, args := keyInQuery(`SELECT af.ecosystem, af.name, a.id, a.data
+			FROM affected af JOIN advisories a ON a.id = af.advisory_id
+			WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
+		rows, err := s.db.QueryContext(ctx, q+`) ORDER BY a.id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Advisory returns one stored advisory with its details, or ErrNotFound.
+func (s *Store) Advisory(ctx context.Context, id string) (*vuln.Advisory, error) {
+	var data []byte
+	var details string
+	err := s.db.QueryRowContext(ctx, `SELECT data, details FROM advisories WHERE id = $1`, id).Scan(&data, &details)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("advisory %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("advisory %s: %w", id, err)
+	}
+	var a vuln.Advisory
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, fmt.Errorf("decode advisory %s: %w", id, err)
+	}
+	a.Details = details
+	return &a, nil
+}

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/crowsnest-dev/crowsnest/internal/sbom"
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
+)
+
+// PackageKey is the advisory lookup key of a package: the OSV ecosystem ("Debian:12", "PyPI")
+// and the normalized name advisories use. The zero key means "not matchable".
+type PackageKey struct{ Ecosystem, Name string }
+
+// IsZero reports whether k is the zero key.
+func (k PackageKey) IsZero() bool { return k.Ecosystem == "" && k.Name == "" }
+
+// StoredPackage is a package of a stored image.
+type StoredPackage struct {
+	ImageDigest string
+	Package     vuln.PackageRef
+}
+
+// Tag is a repository tag pointing at a manifest digest.
+type Tag struct {
+	Repository string
+	Tag        string
+	Digest     string
+	UpdatedAt  time.Time
+}
+
+// PutImage stores an indexed image, replacing what was stored under its digest (its packages
+// and layers; findings are kept, the caller re-matches). keys[i] is the match key of
+// sb.Packages[i]; a zero key (or a short keys slice) means not matchable.
+func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) error {
+	if sb == nil || sb.Image.Digest == "" {
+		return errors.New("put image: the SBOM has no image digest")
+	}
+	if len(keys) > len(sb.Packages) {
+		return fmt.Errorf("put image %s: %d keys for %d packages", sb.Image.Digest, len(keys), len(sb.Packages))
+	}
+	raw, err := json.Marshal(sb)
+	if err != nil {
+		return fmt.Errorf("put image %s: encode SBOM: %w", sb.Image.Digest, err)
+	}
+	blob := s.enc.EncodeAll(raw, nil)
+	digest := sb.Image.Digest
+	var osID, osVersion string
+	if sb.OS != nil {
+		osID, osVersion = sb.OS.ID, sb.OS.VersionID
+	}
+	var created sql.NullInt64
+	if sb.Image.Created != nil {
+		created = sql.NullInt64{Int64: sb.Image.Created.UnixNano(), Valid: true}
+	}
+	indexedAt := sb.Created
+	if indexedAt.IsZero() {
+		indexedAt = time.Now()
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images
+			(digest, reference, name, platform, os_id, os_version, created, indexed_at, package_count, sbom)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (digest) DO UPDATE SET reference = excluded.reference, name = excluded.name,
+				platform = excluded.platform, os_id = excluded.os_id, os_version = excluded.os_version,
+				created = excluded.created, indexed_at = excluded.indexed_at,
+				package_count = excluded.package_count, sbom = excluded.sbom`,
+			digest, sb.Image.Reference, sb.Image.Name, sb.Image.Platform.String(), osID, osVersion,
+			created, indexedAt.UnixNano(), len(sb.Packages), blob); err != nil {
+			return fmt.Errorf("image row: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM packages WHERE image_digest = $1`, digest); err != nil {
+			return fmt.Errorf("delete old packages: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM layers WHERE image_digest = $1`, digest); err != nil {
+			return fmt.Errorf("delete old layers: %w", err)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO layers (image_digest, idx, digest, diff_id) VALUES `, 4, len(sb.Image.Layers), func(i int, args []any) []any {
+			l := sb.Image.Layers[i]
+			return append(args, digest, l.Index, l.Digest, l.DiffID)
+		}); err != nil {
+			return fmt.Errorf("layers: %w", err)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO packages (image_digest, type, name, version, purl, ecosystem, match_name) VALUES `, 7, len(sb.Packages), func(i int, args []any) []any {
+			p := &sb.Packages[i]
+			var k PackageKey
+			if i < len(keys) {
+				k = keys[i]
+			}
+			return append(args, digest, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name)
+		}); err != nil {
+			return fmt.Errorf("packages: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put image %s: %w", digest, err)
+	}
+	return nil
+}
+
+// maxParams bounds the parameters of one statement (SQLite's default limit is 32766,
+// PostgreSQL's 65535).
+const maxParams = 30000
+
+// insertRows runs a multi-row INSERT of n rows of cols columns in chunks, appending each row's
+// values with row. prefix ends with "VALUES "; suffix-free.
+func insertRows(ctx context.Context, tx *sql.Tx, prefix string, cols, n int, row func(i int, args []any) []any) error {
+	return insertRowsSuffix(ctx, tx, prefix, "", cols, n, row)
+}
+
+func insertRowsSuffix(ctx context.Context, tx *sql.Tx, prefix, suffix string, cols, n int, row func(i int, args []any) []any) error {
+	per := max(1, min(1000, maxParams/cols))
+	args := make([]any, 0, per*cols)
+	for start := 0; start < n; start += per {
+		end := min(n, start+per)
+		args = args[:0]
+		for i := start; i < end; i++ {
+			args = row(i, args)
+		}
+		var b strings.Builder
+		b.WriteString(prefix)
+		placeholders(&b, 1, end-start, cols)
+		b.WriteString(suffix)
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Image returns the stored SBOM of digest, or ErrNotFound.
+func (s *Store) Image(ctx context.Context, digest string) (*sbom.SBOM, error) {
+	var blob []byte
+	err := s.db.QueryRowContext(ctx, `SELECT sbom FROM images WHERE digest = $1`, digest).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("image %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", digest, err)
+	}
+	raw, err := s.dec.DecodeAll(blob, nil)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: decompress SBOM: %w", digest, err)
+	}
+	var sb sbom.SBOM
+	if err := json.Unmarshal(raw, &sb); err != nil {
+		return nil, fmt.Errorf("image %s: decode SBOM: %w", digest, err)
+	}
+	return &sb, nil
+}
+
+// SetTag points repository:tag at digest.
+func (s *Store) SetTag(ctx context.Context, repository, tag, digest string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+			repository, tag, digest, time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set tag %s:%s: %w", repository, tag, err)
+	}
+	return nil
+}
+
+// DeleteTag removes repository:tag; deleting a missing tag is not an error.
+func (s *Store) DeleteTag(ctx context.Context, repository, tag string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repository = $1 AND tag = $2`, repository, tag)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete tag %s:%s: %w", repository, tag, err)
+	}
+	return nil
+}
+
+// Tags lists the tags of repository ("" = every repository), ordered by repository and tag.
+func (s *Store) Tags(ctx context.Context, repository string) ([]Tag, error) {
+	q := `SELECT repository, tag, digest, updated_at FROM tags WHERE repository = $1 ORDER BY repository, tag`
+	args := []any{repository}
+	if repository == "" {
+		q = `SELECT repository, tag, digest, updated_at FROM tags ORDER BY repository, tag`
+		args = nil
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tags of %q: %w", repository, err)
+	}
+	defer rows.Close()
+	var out []Tag
+	for rows.Next() {
+		var t Tag
+		var ns int64
+		if err := rows.Scan(&t.Repository, &t.Tag, &t.Digest, &ns); err != nil {
+			return nil, fmt.Errorf("tags of %q: %w", repository, err)
+		}
+		t.UpdatedAt = time.Unix(0, ns)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tags of %q: %w", repository, err)
+	}
+	return out, nil
+}
+
+// ImagePackages lists the stored packages of digest (matchable or not), in SBOM order.
+func (s *Store) ImagePackages(ctx context.Context, digest string) ([]StoredPackage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT image_digest, type, name, version, purl, ecosystem, match_name
+		FROM packages WHERE image_digest = $1 ORDER BY id`, digest)
+	if err != nil {
+		return nil, fmt.Errorf("packages of %s: %w", digest, err)
+	}
+	var out []StoredPackage
+	err = scanPackages(rows, func(p StoredPackage) error { out = append(out, p); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("packages of %s: %w", digest, err)
+	}
+	return out, nil
+}
+
+func scanPackages(rows *sql.Rows, fn func(StoredPackage) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		var p StoredPackage
+		r := &p.Package
+		if err := rows.Scan(&p.ImageDigest, &r.Type, &r.Name, &r.Version, &r.PURL, &r.Ecosystem, &r.MatchName); err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// keyBatch is how many keys one lookup query carries on SQLite (two parameters each).
+const keyBatch = 500
+
+// PackagesWithKeys calls fn for every stored package whose match key is in keys, across all
+// images: the images to re-match after those keys' advisories changed. fn must not use the
+// Store's write methods on SQLite (the rows being read hold a connection, and it is fine to
+// collect and write afterwards).
+func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func(StoredPackage) error) error {
+	keys = uniqueKeys(keys)
+	if s.dialect == dialectPostgres {
+		es, ns := splitKeys(keys)
+		rows, err := s.db.QueryContext(ctx, `SELECT p.image_digest, p.type, p.name, p.version, p.purl, p.ecosystem, p.match_name
+			FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			JOIN packages p ON p.ecosystem = k.e AND p.match_name = k.n`, es, ns)
+		if err != nil {
+			return fmt.Errorf("packages by key: %w", err)
+		}
+		if err := scanPackages(rows, fn); err != nil {
+			return fmt.Errorf("packages by key: %w", err)
+		}
+		return nil
+	}
+	for start := 0; start < len(keys); start += keyBatch {
+		chunk := keys[start:min(len(keys), start+keyBatch)]
+		q, args := keyInQuery(`SELECT image_digest, type, name, version, purl, ecosystem, match_name
+			FROM packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
+		rows, err := s.db.QueryContext(ctx, q+")", args...)
+		if err != nil {
+			return fmt.Errorf("packages by key: %w", err)
+		}
+		if err := scanPackages(rows, fn); err != nil {
+			return fmt.Errorf("packages by key: %w", err)
+		}
+	}
+	return nil
+}
+
+// keyInQuery appends "($1,$2),($3,$4)..." for keys to prefix.
+func keyInQuery(prefix string, keys []PackageKey) (string, []any) {
+	var b strings.Builder
+	b.WriteString(prefix)
+	placeholders(&b, 1, len(keys), 2)
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.Ecosystem, k.Name)
+	}
+	return b.String(), args
+}
+
+func splitKeys(keys []PackageKey) (es, ns []string) {
+	es = make([]string, len(keys))
+	ns = make([]string, len(keys))
+	for i, k := range keys {
+		es[i], ns[i] = k.Ecosystem, k.Name
+	}
+	return es, ns
+}
+
+// uniqueKeys drops duplicates and zero keys, keeping the first occurrence's order.
+func uniqueKeys(keys []PackageKey) []PackageKey {
+	seen := make(map[PackageKey]struct{}, len(keys))
+	out := make([]PackageKey, 0, len(keys))
+	for _, k := range keys {
+		if k.IsZero() {
+			continue
+		}
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, k)
+	}
+	return out
+}
+
+// Ecosystems lists the distinct ecosystems of stored packages, sorted.
+func (s *Store) Ecosystems(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT ecosystem FROM packages WHERE ecosystem <> '' ORDER BY ecosystem`)
+	if err != nil {
+		return nil, fmt.Errorf("ecosystems: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			return nil, fmt.Errorf("ecosystems: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,271 @@
+// Package store keeps crowsnest's state -- images, tags, layers, packages, advisories, findings
+// and the history of finding changes -- in one schema on SQLite (embedded default) or
+// PostgreSQL (scale-out). Both go through database/sql with the same SQL text: queries use
+// $1..$n placeholders, which PostgreSQL and modernc.org/sqlite both bind by number.
+//
+// Tables (migrations/*.sql; times are Unix nanoseconds in BIGINT columns):
+//
+//   - images: one row per manifest digest with reference, repository name, platform, OS,
+//     created and indexed times, package count and the whole SBOM as zstd-compressed JSON.
+//   - tags: repository + tag -> digest. A tag may point at a digest not indexed yet.
+//   - layers: the layers of each image (index, blob digest, diffID).
+//   - packages: the packages of each image with their match key (ecosystem, match_name),
+//     indexed by that key: the index from package key to images that makes re-matching
+//     incremental.
+//   - advisories: OSV records by id, with the import source, modified time, a SHA-256 content
+//     hash (unchanged records are skipped on import) and compact JSON without the long details
+//     text, which is kept in its own column so the matcher's hot path decodes little.
+//   - affected: (ecosystem, name) -> advisory id, the matcher's lookup.
+//   - findings: one row per (image, package type/name/version, vulnerability) with the
+//     vuln.Finding JSON; ecosystem/match_name say which package key produced it, so a re-match
+//     limited to some keys replaces only their findings.
+//   - finding_changes: append-only history of findings added to or removed from images.
+//   - sources: advisory sources with their conditional-request state and import outcome.
+//   - schema_migrations: applied migration versions.
+//
+// SQLite allows one writer at a time: the Store serializes its own write transactions (a
+// context-aware lock) and opens them with BEGIN IMMEDIATE, so a busy database is waited for
+// (busy_timeout) instead of failing half-way; reads run concurrently under WAL.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/klauspost/compress/zstd"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrNotFound is returned when a looked-up record does not exist.
+var ErrNotFound = errors.New("not found")
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// maxSBOMBytes bounds a decompressed stored SBOM; the index pipeline's own bounds keep real ones
+// far smaller.
+const maxSBOMBytes = 512 << 20
+
+// Store is a handle on the database. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+	log     *slog.Logger
+	// writer serializes write transactions on SQLite (nil on PostgreSQL). A channel rather than
+	// a mutex so that waiting honours the context.
+	writer chan struct{}
+	enc    *zstd.Encoder
+	dec    *zstd.Decoder
+}
+
+// Open opens (creating if needed) the database named by dsn and applies pending migrations.
+// dsn is "sqlite://PATH", a plain file path (SQLite), or "postgres://..." / "postgresql://..."
+// (PostgreSQL, any libpq URL). A nil log discards messages.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d, driver, conn, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(driver, conn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), err)
+	}
+	s := &Store{db: db, dialect: d, log: log}
+	if d == dialectSQLite {
+		s.writer = make(chan struct{}, 1)
+		// Readers and the one writer each need a connection; more buys nothing on SQLite.
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+	} else {
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+	}
+	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	s.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSBOMBytes))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s database %s: %w", d, redact(dsn), err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s database %s: %w", d, redact(dsn), err)
+	}
+	return s, nil
+}
+
+// Close releases the database.
+func (s *Store) Close() error {
+	s.dec.Close()
+	return s.db.Close()
+}
+
+// DB exposes the database handle for packages that share it (the job queue's tables live in
+// the same database).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect names the database kind: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect.String() }
+
+const acceptedDSNs = `accepted: sqlite://PATH, a file path, postgres://... or postgresql://...`
+
+// parseDSN returns the dialect, database/sql driver name and driver connection string.
+func parseDSN(dsn string) (dialect, string, string, error) {
+	if dsn == "" {
+		return 0, "", "", fmt.Errorf("empty database DSN (%s)", acceptedDSNs)
+	}
+	scheme, rest, hasScheme := strings.Cut(dsn, "://")
+	if !hasScheme {
+		if strings.Contains(dsn, ":") && !strings.HasPrefix(dsn, "/") && !strings.HasPrefix(dsn, ".") {
+			// "host=... user=..." or "mysql:..." look like a DSN, not a path: say so rather
+			// than creating a file with that name.
+			if i := strings.IndexByte(dsn, ':'); i > 0 && !strings.ContainsAny(dsn[:i], `/\ =`) {
+				return 0, "", "", fmt.Errorf("unsupported database scheme %q (%s)", dsn[:i], acceptedDSNs)
+			}
+		}
+		if strings.Contains(dsn, "=") && strings.Contains(dsn, " ") {
+			return 0, "", "", fmt.Errorf("database DSN looks like a PostgreSQL keyword/value string; use a postgres:// URL (%s)", acceptedDSNs)
+		}
+		return dialectSQLite, "sqlite", sqliteConn(dsn), nil
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3", "file":
+		path := rest
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			return 0, "", "", fmt.Errorf("sqlite DSN %q: query parameters are not accepted (the store sets its own pragmas)", dsn)
+		}
+		if path == "" {
+			return 0, "", "", fmt.Errorf("sqlite DSN %q has no path (sqlite://PATH)", dsn)
+		}
+		return dialectSQLite, "sqlite", sqliteConn(path), nil
+	case "postgres", "postgresql":
+		u, err := url.Parse(dsn)
+		if err != nil {
+			// url.Parse errors quote the input, which may hold a password.
+			return 0, "", "", fmt.Errorf("postgres DSN %s is not a valid URL", redact(dsn))
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return 0, "", "", fmt.Errorf("postgres DSN %s has no host", redact(dsn))
+		}
+		return dialectPostgres, "pgx", dsn, nil
+	default:
+		return 0, "", "", fmt.Errorf("unsupported database scheme %q (%s)", scheme, acceptedDSNs)
+	}
+}
+
+func sqliteConn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "cache_size(-65536)")
+	q.Set("_txlock", "immediate")
+	// "file:" URIs treat '?' and '#' specially; escape them so any path works.
+	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + p + "?" + q.Encode()
+}
+
+// redact returns dsn with any password replaced, for messages.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(dsn, "@") || strings.Contains(strings.ToLower(dsn), "password") {
+			return "(unparsable DSN, not shown)"
+		}
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// lockWriter takes the SQLite write lock; the returned func releases it.
+func (s *Store) lockWriter(ctx context.Context) (func(), error) {
+	if s.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writer <- struct{}{}:
+		return func() { <-s.writer }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// write runs fn in a write transaction, committing when fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	unlock, err := s.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// param returns the placeholder "$n".
+func param(n int) string { return "$" + strconv.Itoa(n) }
+
+// placeholders returns "($k,$k+1,...),(...)" for rows of n columns starting at $start.
+func placeholders(b *strings.Builder, start, rows, cols int) {
+	k := start
+	for r := range rows {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(param(k))
+			k++
+		}
+		b.WriteByte(')')
+	}
+}
