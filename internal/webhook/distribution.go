@@ -15,13 +15,13 @@ const maxDistributionEvents = 10_000
 
 // Manifest media types; anything else in a push is a blob (layer, config) and not a tag.
 var manifestTypes = map[string]bool{
-	"application/vnd.docker.distribution.manifest.v2+json":        true,
-	"application/vnd.docker.distribution.manifest.list.v2+json":   true,
-	"application/vnd.docker.distribution.manifest.v1+json":        true,
-	"application/vnd.docker.distribution.manifest.v1+prettyjws":   true,
-	"application/vnd.oci.image.manifest.v1+json":                  true,
-	"application/vnd.oci.image.index.v1+json":                     true,
-	"application/vnd.oci.artifact.manifest.v1+json":               true,
+	"application/vnd.docker.distribution.manifest.v2+json":      true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
+	"application/vnd.docker.distribution.manifest.v1+json":      true,
+	"application/vnd.docker.distribution.manifest.v1+prettyjws": true,
+	"application/vnd.oci.image.manifest.v1+json":                true,
+	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.oci.artifact.manifest.v1+json":             true,
 }
 
 type distributionEnvelope struct {
