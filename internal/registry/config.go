@@ -6,6 +6,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path"
@@ -338,8 +339,44 @@ func parsePort(v string) (int, error) {
 }
 
 func checkHost(h string) error {
-	if strings.Contains(h, "://") || strings.ContainsAny(h, "/ \t@") {
-		return fmt.Errorf("want a registry host[:port] without scheme or path, got %q", h)
+	bad := fmt.Errorf("want a registry host[:port] without scheme or path, got %q", h)
+	if h == "" || len(h) > 255 || strings.Contains(h, "://") || strings.ContainsAny(h, "/ \t@") {
+		return bad
+	}
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		var err error
+		if host, port, err = net.SplitHostPort(h); err != nil {
+			if !strings.HasSuffix(h, "]") || net.ParseIP(h[1:len(h)-1]) == nil {
+				return fmt.Errorf("invalid registry host %q", h)
+			}
+			host, port = h[1:len(h)-1], ""
+		} else if net.ParseIP(host) == nil {
+			return fmt.Errorf("invalid registry host %q", h)
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		host, port = h[:i], h[i+1:]
+		if port == "" {
+			return fmt.Errorf("invalid registry host %q: empty port", h)
+		}
+	}
+	if port != "" {
+		if _, err := parsePort(port); err != nil {
+			return fmt.Errorf("invalid registry host %q: %w", h, err)
+		}
+	}
+	if !strings.HasPrefix(h, "[") {
+		for label := range strings.SplitSeq(host, ".") {
+			if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+				return fmt.Errorf("invalid registry host %q", h)
+			}
+			for i := 0; i < len(label); i++ {
+				c := label[i]
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+					return fmt.Errorf("invalid registry host %q", h)
+				}
+			}
+		}
 	}
 	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
 		return fmt.Errorf("invalid registry host %q: %w", h, err)
