@@ -78,8 +78,8 @@ func parseVersion(ecosystem, s string) (v semantic.Version, err error) {
 			v, err = nil, fmt.Errorf("%w %q: %v", ErrUnparsable, s, r)
 		}
 	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("%w: empty", ErrUnparsable)
+	if !plausible(s) {
+		return nil, fmt.Errorf("%w %q", ErrUnparsable, s)
 	}
 	v, err = semantic.Parse(s, ecosystemBase(ecosystem))
 	if err != nil {
@@ -291,4 +291,26 @@ func rangeText(from, to *event) string {
 		return "*"
 	}
 	return strings.Join(parts, " ")
+}
+
+// plausible rejects strings that are no version in any ecosystem before the ordering library
+// sees them: it parses nearly anything ("(devel)", "not a version") into something comparable,
+// which would turn garbage into matches. Every OSV ecosystem's versions start with a digit
+// once an epoch ("1:", PEP 440 "1!") and a "v" prefix are set aside, and none holds spaces or
+// control characters.
+func plausible(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	rest := s
+	if i := strings.IndexAny(rest, ":!"); i > 0 && allDigits(rest[:i]) {
+		rest = rest[i+1:]
+	}
+	rest = strings.TrimPrefix(strings.TrimPrefix(rest, "v"), "V")
+	return rest != "" && rest[0] >= '0' && rest[0] <= '9'
 }
