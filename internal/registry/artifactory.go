@@ -407,7 +407,7 @@ func manifestPath(p string) (image, tag string, ok bool) {
 		return "", "", false
 	}
 	image, tag = p[:i], p[i+1:]
-	if isDigestFolder(tag) || !validImage(image) || slices.Contains(strings.Split(image, "/"), "_uploads") {
+	if isDigestFolder(tag) || tag == "_uploads" || !validImage(image) || slices.Contains(strings.Split(image, "/"), "_uploads") {
 		return "", "", false
 	}
 	return image, tag, true
