@@ -221,15 +221,6 @@ func newView(r *Report) *view {
 	return v
 }
 
-// sorted returns every finding in report order: by package group, most severe first.
-func (v *view) sorted() []vuln.Finding {
-	out := make([]vuln.Finding, 0, len(v.Findings))
-	for _, g := range v.groups {
-		out = append(out, g.findings...)
-	}
-	return out
-}
-
 func refKey(p vuln.PackageRef) string {
 	return p.Type + "\x00" + p.Name + "\x00" + p.Version + "\x00" + p.PURL
 }

@@ -191,7 +191,7 @@ func parse(data []byte) (*Document, error) {
 	}
 	var ctx string
 	if !isContext(head.Context, &ctx) {
-		return nil, fmt.Errorf("%w: @context is not %s/...", ErrNotOpenVEX, ContextPrefix)
+		return nil, fmt.Errorf("%w: @context does not start with %s", ErrNotOpenVEX, ContextPrefix)
 	}
 	// MaxDocumentSize bounds the memory decoding takes; the counts are checked afterwards so
 	// that later stages (matching every statement against every finding) stay bounded too.
