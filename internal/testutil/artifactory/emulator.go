@@ -127,11 +127,11 @@ func DefaultRepositories() []Repository {
 
 // Emulator is an Artifactory emulator. It is an http.Handler; Start serves it on 127.0.0.1.
 type Emulator struct {
-	opts     Options
-	upstream *url.URL
-	client   *http.Client
-	repos    map[string]*Repository
-	order    []string
+	opts      Options
+	upstream  *url.URL
+	client    *http.Client
+	repos     map[string]*Repository
+	order     []string
 	serviceID string
 
 	mu        sync.Mutex
@@ -403,10 +403,6 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, portRepo string
 	case hostRepo != "":
 		if rest, ok := strings.CutPrefix(p, "/v2"); ok && (rest == "" || rest[0] == '/') {
 			e.serveDocker(w, r, hostRepo, strings.TrimPrefix(rest, "/"), dockerHostForm)
-			return
-		}
-		if portRepo != "" {
-			writeDockerError(w, http.StatusNotFound, "NOT_FOUND", "not found")
 			return
 		}
 	}
