@@ -28,7 +28,7 @@ type ImportResult struct {
 type Import struct {
 	s      *Store
 	ctx    context.Context
-	tx     *sql.Tx
+	tx     *txw
 	unlock func()
 	source string
 	full   bool
@@ -80,9 +80,9 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 		unlock()
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)
 	}
-	im := &Import{s: s, ctx: ctx, tx: tx, unlock: unlock, source: source, full: full,
+	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full,
 		known: map[string]knownAdvisory{}, pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
-	rows, err := tx.QueryContext(ctx, `SELECT id, source, hash FROM advisories`)
+	rows, err := im.tx.QueryContext(ctx, `SELECT id, source, hash FROM advisories`)
 	if err != nil {
 		im.abort()
 		return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
@@ -118,7 +118,7 @@ func (im *Import) abort() {
 		return
 	}
 	im.done = true
-	_ = im.tx.Rollback()
+	_ = im.tx.tx.Rollback()
 	im.unlock()
 }
 
@@ -258,7 +258,7 @@ func (im *Import) writePending() error {
 func (im *Import) deleteAffected(ids []string) error {
 	for start := 0; start < len(ids); start += importBatch {
 		chunk := ids[start:min(len(ids), start+importBatch)]
-		q, args := idInQuery(`DELETE FROM affected WHERE advisory_id IN (`, chunk)
+		q, args := idInQuery(im.s.dialect, `DELETE FROM affected WHERE advisory_id IN (`, chunk)
 		rows, err := im.tx.QueryContext(im.ctx, q+`) RETURNING ecosystem, name`, args...)
 		if err != nil {
 			return fmt.Errorf("delete affected packages: %w", err)
@@ -279,7 +279,7 @@ func (im *Import) deleteAffected(ids []string) error {
 	return nil
 }
 
-func idInQuery(prefix string, ids []string) (string, []any) {
+func idInQuery(d dialect, prefix string, ids []string) (string, []any) {
 	var b strings.Builder
 	b.WriteString(prefix)
 	args := make([]any, len(ids))
@@ -287,7 +287,7 @@ func idInQuery(prefix string, ids []string) (string, []any) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(param(i + 1))
+		b.WriteString(d.param(i + 1))
 		args[i] = id
 	}
 	return b.String(), args
@@ -300,7 +300,7 @@ func (im *Import) deleteAdvisories(ids []string) error {
 	}
 	for start := 0; start < len(ids); start += importBatch {
 		chunk := ids[start:min(len(ids), start+importBatch)]
-		q, args := idInQuery(`DELETE FROM advisories WHERE id IN (`, chunk)
+		q, args := idInQuery(im.s.dialect, `DELETE FROM advisories WHERE id IN (`, chunk)
 		if _, err := im.tx.ExecContext(im.ctx, q+")", args...); err != nil {
 			return fmt.Errorf("delete advisories: %w", err)
 		}
@@ -367,7 +367,7 @@ func (im *Import) Commit() (ImportResult, error) {
 		im.source, time.Now().UnixNano(), count); err != nil {
 		return ImportResult{}, fmt.Errorf("import %s: record source: %w", im.source, err)
 	}
-	if err := im.tx.Commit(); err != nil {
+	if err := im.tx.tx.Commit(); err != nil {
 		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
 	}
 	res := im.res
@@ -442,7 +442,7 @@ func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[Packa
 	}
 	for start := 0; start < len(keys); start += keyBatch {
 		chunk := keys[start:min(len(keys), start+keyBatch)]
-		q, args := keyInQuery(`SELECT af.ecosystem, af.name, a.id, a.data
+		q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.data
 			FROM affected af JOIN advisories a ON a.id = af.advisory_id
 			WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
 		rows, err := s.db.QueryContext(ctx, q+`) ORDER BY a.id`, args...)

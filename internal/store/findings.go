@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -74,7 +73,7 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		byDigest[u.Digest] = true
 		digests = append(digests, u.Digest)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txw) error {
 		existing, err := loadFindings(ctx, tx, digests)
 		if err != nil {
 			return err
@@ -193,11 +192,11 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 }
 
 // loadFindings reads the stored findings of digests, by digest and finding key.
-func loadFindings(ctx context.Context, tx *sql.Tx, digests []string) (map[string]map[string]storedFinding, error) {
+func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]map[string]storedFinding, error) {
 	out := make(map[string]map[string]storedFinding, len(digests))
 	for start := 0; start < len(digests); start += digestBatch {
 		chunk := digests[start:min(len(digests), start+digestBatch)]
-		q, args := idInQuery(`SELECT image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, data
+		q, args := idInQuery(tx.d, `SELECT image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, data
 			FROM findings WHERE image_digest IN (`, chunk)
 		rows, err := tx.QueryContext(ctx, q+")", args...)
 		if err != nil {
@@ -226,14 +225,14 @@ func loadFindings(ctx context.Context, tx *sql.Tx, digests []string) (map[string
 	return out, nil
 }
 
-func deleteFindings(ctx context.Context, tx *sql.Tx, rows []findingRow) error {
+func deleteFindings(ctx context.Context, tx *txw, rows []findingRow) error {
 	const cols = 5
 	per := maxParams / cols
 	for start := 0; start < len(rows); start += per {
 		chunk := rows[start:min(len(rows), start+per)]
 		var b strings.Builder
 		b.WriteString(`DELETE FROM findings WHERE (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
-		placeholders(&b, 1, len(chunk), cols)
+		placeholders(tx.d, &b, 1, len(chunk), cols)
 		b.WriteString(")")
 		args := make([]any, 0, len(chunk)*cols)
 		for _, r := range chunk {

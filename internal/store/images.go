@@ -62,7 +62,7 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 	if indexedAt.IsZero() {
 		indexedAt = time.Now()
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *txw) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO images
 			(digest, reference, name, platform, os_id, os_version, created, indexed_at, package_count, sbom)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -110,11 +110,11 @@ const maxParams = 30000
 
 // insertRows runs a multi-row INSERT of n rows of cols columns in chunks, appending each row's
 // values with row. prefix ends with "VALUES "; suffix-free.
-func insertRows(ctx context.Context, tx *sql.Tx, prefix string, cols, n int, row func(i int, args []any) []any) error {
+func insertRows(ctx context.Context, tx *txw, prefix string, cols, n int, row func(i int, args []any) []any) error {
 	return insertRowsSuffix(ctx, tx, prefix, "", cols, n, row)
 }
 
-func insertRowsSuffix(ctx context.Context, tx *sql.Tx, prefix, suffix string, cols, n int, row func(i int, args []any) []any) error {
+func insertRowsSuffix(ctx context.Context, tx *txw, prefix, suffix string, cols, n int, row func(i int, args []any) []any) error {
 	per := max(1, min(1000, maxParams/cols))
 	args := make([]any, 0, per*cols)
 	for start := 0; start < n; start += per {
@@ -125,7 +125,7 @@ func insertRowsSuffix(ctx context.Context, tx *sql.Tx, prefix, suffix string, co
 		}
 		var b strings.Builder
 		b.WriteString(prefix)
-		placeholders(&b, 1, end-start, cols)
+		placeholders(tx.d, &b, 1, end-start, cols)
 		b.WriteString(suffix)
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return err
@@ -157,7 +157,7 @@ func (s *Store) Image(ctx context.Context, digest string) (*sbom.SBOM, error) {
 
 // SetTag points repository:tag at digest.
 func (s *Store) SetTag(ctx context.Context, repository, tag, digest string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txw) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
 			repository, tag, digest, time.Now().UnixNano())
@@ -171,7 +171,7 @@ func (s *Store) SetTag(ctx context.Context, repository, tag, digest string) erro
 
 // DeleteTag removes repository:tag; deleting a missing tag is not an error.
 func (s *Store) DeleteTag(ctx context.Context, repository, tag string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txw) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repository = $1 AND tag = $2`, repository, tag)
 		return err
 	})
@@ -264,7 +264,7 @@ func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func
 	}
 	for start := 0; start < len(keys); start += keyBatch {
 		chunk := keys[start:min(len(keys), start+keyBatch)]
-		q, args := keyInQuery(`SELECT image_digest, type, name, version, purl, ecosystem, match_name
+		q, args := keyInQuery(s.dialect, `SELECT image_digest, type, name, version, purl, ecosystem, match_name
 			FROM packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
 		rows, err := s.db.QueryContext(ctx, q+")", args...)
 		if err != nil {
@@ -278,10 +278,10 @@ func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func
 }
 
 // keyInQuery appends "($1,$2),($3,$4)..." for keys to prefix.
-func keyInQuery(prefix string, keys []PackageKey) (string, []any) {
+func keyInQuery(d dialect, prefix string, keys []PackageKey) (string, []any) {
 	var b strings.Builder
 	b.WriteString(prefix)
-	placeholders(&b, 1, len(keys), 2)
+	placeholders(d, &b, 1, len(keys), 2)
 	args := make([]any, 0, 2*len(keys))
 	for _, k := range keys {
 		args = append(args, k.Ecosystem, k.Name)

@@ -53,7 +53,7 @@ func (s *Store) SetSource(ctx context.Context, st SourceState) error {
 	if st.Name == "" {
 		return errors.New("set source: empty name")
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *txw) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sources (name, url, etag, last_modified, imported_at, advisory_count, error)
 			VALUES ($1, $2, $3, $4, 0, 0, $5)
 			ON CONFLICT (name) DO UPDATE SET url = excluded.url, etag = excluded.etag,

@@ -1,7 +1,8 @@
 // Package store keeps crowsnest's state -- images, tags, layers, packages, advisories, findings
 // and the history of finding changes -- in one schema on SQLite (embedded default) or
 // PostgreSQL (scale-out). Both go through database/sql with the same SQL text: queries use
-// $1..$n placeholders, which PostgreSQL and modernc.org/sqlite both bind by number.
+// $1..$n placeholders, which PostgreSQL and modernc.org/sqlite both bind by number; generated
+// multi-row statements use "?" on SQLite (see dialect.param).
 //
 // Tables (migrations/*.sql; times are Unix nanoseconds in BIGINT columns):
 //
@@ -227,8 +228,60 @@ func (s *Store) lockWriter(ctx context.Context) (func(), error) {
 	}
 }
 
+// txw is a write transaction that reuses the prepared statements of the large generated
+// multi-row statements (SQLite does not cache them and parsing thousands of parameters costs
+// more than running them) and knows how its dialect spells generated placeholders.
+type txw struct {
+	tx    *sql.Tx
+	d     dialect
+	stmts map[string]*sql.Stmt
+}
+
+// cacheArgs is the argument count from which a statement is kept prepared.
+const cacheArgs = 16
+
+func newTxw(tx *sql.Tx, d dialect) *txw { return &txw{tx: tx, d: d, stmts: map[string]*sql.Stmt{}} }
+
+func (w *txw) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := w.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[q] = st
+	return st, nil
+}
+
+func (w *txw) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if len(args) < cacheArgs {
+		return w.tx.ExecContext(ctx, q, args...)
+	}
+	st, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (w *txw) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if len(args) < cacheArgs {
+		return w.tx.QueryContext(ctx, q, args...)
+	}
+	st, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (w *txw) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return w.tx.PrepareContext(ctx, q)
+}
+
 // write runs fn in a write transaction, committing when fn returns nil.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *txw) error) error {
 	unlock, err := s.lockWriter(ctx)
 	if err != nil {
 		return err
@@ -238,7 +291,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(newTxw(tx, s.dialect)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -248,11 +301,18 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// param returns the placeholder "$n".
-func param(n int) string { return "$" + strconv.Itoa(n) }
+// param returns placeholder n: "$n" on PostgreSQL, "?" on SQLite, where generated statements
+// number their parameters in order and named/numbered ones cost a linear lookup each in
+// SQLite's parser (quadratic for a statement of thousands).
+func (d dialect) param(n int) string {
+	if d == dialectSQLite {
+		return "?"
+	}
+	return "$" + strconv.Itoa(n)
+}
 
-// placeholders returns "($k,$k+1,...),(...)" for rows of n columns starting at $start.
-func placeholders(b *strings.Builder, start, rows, cols int) {
+// placeholders writes "(p_start,p_start+1,...),(...)" for rows of cols columns.
+func placeholders(d dialect, b *strings.Builder, start, rows, cols int) {
 	k := start
 	for r := range rows {
 		if r > 0 {
@@ -263,7 +323,7 @@ func placeholders(b *strings.Builder, start, rows, cols int) {
 			if c > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(param(k))
+			b.WriteString(d.param(k))
 			k++
 		}
 		b.WriteByte(')')

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/crowsnest-dev/crowsnest/internal/testutil/pgtest"
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
+)
+
+// Sizes of the issue's benchmark targets.
+const (
+	benchAdvisories    = 200_000
+	benchImportRecords = 100_000 // ~100 MB of OSV JSON in genuine archives (details included)
+	benchImages        = 10_000
+	benchImagePackages = 300
+	benchMatchPackages = 500
+	benchKeyPool       = 40_000
+)
+
+func benchBackends(b *testing.B, fn func(b *testing.B, dsn string)) {
+	b.Run("sqlite", func(b *testing.B) {
+		fn(b, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"))
+	})
+	b.Run("postgres", func(b *testing.B) {
+		fn(b, pgtest.DSN(b))
+	})
+}
+
+// benchKey returns key i of the synthetic pool: mostly Debian source packages, some PyPI and
+// npm, like a typical estate.
+func benchKey(i int) PackageKey {
+	switch {
+	case i%8 == 6:
+		return PackageKey{"PyPI", "py-package-" + strconv.Itoa(i)}
+	case i%8 == 7:
+		return PackageKey{"npm", "@scope/npm-package-" + strconv.Itoa(i)}
+	}
+	return PackageKey{"Debian:12", "source-package-" + strconv.Itoa(i)}
+}
+
+// benchAdvisory builds a record the size of a typical OSV one (about 1 KB of JSON without
+// details, 2-3 KB with).
+func benchAdvisory(i, rev int, r *rand.Rand) *vuln.Advisory {
+	id := fmt.Sprintf("CVE-2024-%06d", i)
+	k := benchKey(r.IntN(benchKeyPool))
+	a := &vuln.Advisory{
+		ID:        id,
+		Aliases:   []string{"DSA-" + strconv.Itoa(i) + "-1", "GHSA-xxxx-" + strconv.Itoa(i)},
+		Summary:   "Buffer overflow in the frobnicator of a package allows remote attackers to execute code " + strconv.Itoa(rev),
+		Details:   fmt.Sprintf("%01500d", i),
+		Published: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		Modified:  time.Date(2024, 2, 1, 0, 0, rev, 0, time.UTC),
+		Severity:  []vuln.CVSS{{Type: "CVSS_V3", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Score: 9.8}},
+		References: []string{
+			"https://security-tracker.debian.org/tracker/" + id,
+			"https://nvd.nist.gov/vuln/detail/" + id,
+			"https://github.com/example/project/commit/0123456789abcdef0123456789abcdef01234567",
+		},
+		Affected: []vuln.Affected{{Ecosystem: k.Ecosystem, Name: k.Name, EcosystemSeverity: vuln.SeverityMedium,
+			Ranges: []vuln.Range{{Type: "ECOSYSTEM", Events: []vuln.Event{{Introduced: "0"}, {Fixed: "1.2.3-" + strconv.Itoa(i%9+1)}}}}}},
+	}
+	if i%10 == 0 {
+		k2 := benchKey(r.IntN(benchKeyPool))
+		a.Affected = append(a.Affected, vuln.Affected{Ecosystem: k2.Ecosystem, Name: k2.Name,
+			Ranges: []vuln.Range{{Type: "ECOSYSTEM", Events: []vuln.Event{{Introduced: "2.0"}, {Fixed: "2.4.1"}}}}})
+	}
+	return a
+}
+
+func benchImport(tb testing.TB, s *Store, source string, n int) ImportResult {
+	tb.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	im, err := s.BeginImport(context.Background(), source, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range n {
+		if err := im.Put(benchAdvisory(i, 0, r)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	res, err := im.Commit()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+// BenchmarkImport imports 100k fresh records (a 100 MB archive) into an empty store.
+func BenchmarkImport(b *testing.B) {
+	benchBackends(b, func(b *testing.B, dsn string) {
+		s := open(b, dsn)
+		i := 0
+		for b.Loop() {
+			// A new source each round is a complete first import, as into an empty store;
+			// the previous round's records stay and only enlarge the indexes.
+			res := benchImport(b, s, "bench-"+strconv.Itoa(i), benchImportRecords)
+			i++
+			if res.Added+res.Updated != benchImportRecords {
+				b.Fatalf("import %+v", res)
+			}
+			b.StopTimer()
+			if _, err := s.DB().Exec(`DELETE FROM advisories`); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(benchImportRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+}
+
+// BenchmarkAdvisoriesFor looks up the advisories of one image of 500 packages among 200k.
+func BenchmarkAdvisoriesFor(b *testing.B) {
+	benchBackends(b, func(b *testing.B, dsn string) {
+		s := open(b, dsn)
+		benchImport(b, s, "bench", benchAdvisories)
+		r := rand.New(rand.NewPCG(3, 4))
+		keys := make([]PackageKey, benchMatchPackages)
+		for i := range keys {
+			keys[i] = benchKey(r.IntN(benchKeyPool))
+		}
+		var found int
+		for b.Loop() {
+			m, err := s.AdvisoriesFor(context.Background(), keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			found = 0
+			for _, as := range m {
+				found += len(as)
+			}
+		}
+		b.ReportMetric(float64(found), "advisories/op")
+	})
+}
+
+// fillImages stores n images of per packages each, directly (the SBOM blob is a stub): the
+// benchmark is about the key index, not about SBOM encoding.
+func fillImages(tb testing.TB, s *Store, n, per int) {
+	tb.Helper()
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	const imagesPerTx = 500
+	for start := 0; start < n; start += imagesPerTx {
+		end := min(n, start+imagesPerTx)
+		err := s.write(ctx, func(tx *txw) error {
+			if err := insertRows(ctx, tx, `INSERT INTO images (digest, reference, name, platform, os_id, os_version,
+				created, indexed_at, package_count, sbom) VALUES `, 10, end-start, func(i int, args []any) []any {
+				d := benchDigest(start + i)
+				return append(args, d, "registry.example/app@"+d, "registry.example/app", "linux/amd64", "debian", "12", nil, int64(1), per, []byte{})
+			}); err != nil {
+				return err
+			}
+			return insertRows(ctx, tx, `INSERT INTO packages (image_digest, type, name, version, purl, ecosystem, match_name) VALUES `,
+				7, (end-start)*per, func(i int, args []any) []any {
+					k := benchKey(r.IntN(benchKeyPool))
+					return append(args, benchDigest(start+i/per), "deb", k.Name, "1.0-1", "pkg:deb/debian/"+k.Name+"@1.0-1", k.Ecosystem, k.Name)
+				})
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func benchDigest(i int) string { return fmt.Sprintf("sha256:%064d", i) }
+
+// BenchmarkPackagesWithKeys finds the stored packages (10k images x 300) holding the keys of a
+// 1% advisory change (2000 advisories).
+func BenchmarkPackagesWithKeys(b *testing.B) {
+	benchBackends(b, func(b *testing.B, dsn string) {
+		s := open(b, dsn)
+		fillImages(b, s, benchImages, benchImagePackages)
+		r := rand.New(rand.NewPCG(7, 8))
+		keys := make([]PackageKey, benchAdvisories/100)
+		for i := range keys {
+			keys[i] = benchKey(r.IntN(benchKeyPool))
+		}
+		var n int
+		for b.Loop() {
+			n = 0
+			images := map[string]struct{}{}
+			if err := s.PackagesWithKeys(context.Background(), keys, func(p StoredPackage) error {
+				n++
+				images[p.ImageDigest] = struct{}{}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n), "packages/op")
+	})
+}
