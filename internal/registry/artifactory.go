@@ -407,7 +407,7 @@ func manifestPath(p string) (image, tag string, ok bool) {
 		return "", "", false
 	}
 	image, tag = p[:i], p[i+1:]
-	if isDigestFolder(tag) || tag == "_uploads" || !validImage(image) || slices.Contains(strings.Split(image, "/"), "_uploads") {
+	if isDigestFolder(tag) || !validTag(tag) || !validImage(image) || slices.Contains(strings.Split(image, "/"), "_uploads") {
 		return "", "", false
 	}
 	return image, tag, true
@@ -485,7 +485,7 @@ func (a *Artifactory) catalogTags(ctx context.Context, key, img string) ([]strin
 	}
 	out := tags[:0]
 	for _, t := range tags {
-		if !isDigestFolder(t) {
+		if !isDigestFolder(t) && validTag(t) {
 			out = append(out, t)
 		}
 	}
@@ -507,6 +507,21 @@ func validImage(s string) bool {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c >= 'A' && c <= 'Z') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// validTag follows the distribution grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; "_uploads" is
+// Artifactory's upload area, not a tag.
+func validTag(s string) bool {
+	if s == "" || len(s) > 128 || s == "_uploads" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || (i > 0 && (c == '.' || c == '-'))) {
+			return false
 		}
 	}
 	return true

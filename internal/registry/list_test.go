@@ -434,3 +434,53 @@ func TestOCILister(t *testing.T) {
 		t.Errorf("bare host: %v %v", got, err)
 	}
 }
+
+// FuzzPaginate feeds arbitrary Link headers and pages: pagination must end without panicking,
+// and never repeat a name.
+func FuzzPaginate(f *testing.F) {
+	f.Add(`</v2/_catalog?last=b&n=2>; rel="next"`, "a,b", "c,d")
+	f.Add(`<http://x/v2/a/tags/list?last=10000&n=10000>; rel="next", <x>; rel=prev`, "a", "a")
+	f.Add(`<%zz>; rel=next`, "", "x")
+	f.Add(`<?last=a>;rel="first next"`, "a,a,a", "b")
+	f.Fuzz(func(t *testing.T, link, page1, page2 string) {
+		calls := 0
+		got, err := paginate(context.Background(), "fuzz", func(ctx context.Context, last string) ([]string, http.Header, error) {
+			calls++
+			h := http.Header{}
+			h.Set("Link", link)
+			if calls%2 == 1 {
+				return strings.Split(page1, ","), h, nil
+			}
+			return strings.Split(page2, ","), h, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls > 4 {
+			t.Fatalf("%d calls for two distinct pages", calls)
+		}
+		seen := map[string]bool{}
+		for _, g := range got {
+			if seen[g] {
+				t.Fatalf("repeated %q", g)
+			}
+			seen[g] = true
+		}
+	})
+}
+
+// FuzzAQLPaths checks that no AQL row path yields a tag or image that later URLs would trip on.
+func FuzzAQLPaths(f *testing.F) {
+	for _, s := range []string{"team/app/1.2.3", ".", "a/_uploads/x", "a/sha256__00", "/a//b/", "a/../b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		img, tag, ok := manifestPath(p)
+		if !ok {
+			return
+		}
+		if !validImage(img) || tag == "" || strings.Contains(tag, "/") || isDigestFolder(tag) || !validTag(tag) {
+			t.Fatalf("%q -> %q %q", p, img, tag)
+		}
+	})
+}

@@ -119,7 +119,7 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 		return nil, err
 	}
 	base := o.url("/v2/" + repo + "/tags/list")
-	return paginate(ctx, endpoint, func(ctx context.Context, last string) ([]string, http.Header, error) {
+	tags, err := paginate(ctx, endpoint, func(ctx context.Context, last string) ([]string, http.Header, error) {
 		var body struct {
 			Tags []string `json:"tags"`
 		}
@@ -130,6 +130,16 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 		h, err := getJSON(ctx, c, req, endpoint, &body)
 		return body.Tags, h, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := tags[:0]
+	for _, t := range tags {
+		if validTag(t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // Manifests lists every tag of every repository; the distribution API gives no digests in

@@ -112,7 +112,7 @@ func TestArtifactoryEvents(t *testing.T) {
 		{"image_name quirk: path wins", cloudNested, Event{Kind: Push, RepoKey: "test-repo", Registry: "trial30g6c2.jfrog.io",
 			Repository: "foo/bar/busybox", Tag: "latest", Digest: "sha256:2278daae78b8899e6c7192a8a6f49763b9e0cde6fcf94de34f115df4401b955f"}},
 		{"multi-platform: one event, index digest", multiArch, Event{Kind: Push, RepoKey: "docker-remote-cache", Repository: "library/ubuntu", Tag: "latest",
-			Digest: "sha256:35c4a2c15539c6c1e4e5fa4e554dac323ad0107d8eb5c582d6ff386b383b7dce",
+			Digest:    "sha256:35c4a2c15539c6c1e4e5fa4e554dac323ad0107d8eb5c582d6ff386b383b7dce",
 			Platforms: []Platform{{"linux", "amd64", ""}, {"linux", "arm", ""}, {"linux", "arm64", ""}, {"linux", "ppc64le", ""}, {"linux", "s390x", ""}}}},
 		{"deleted", deleted, Event{Kind: Delete, RepoKey: "docker-myorg-local", Repository: "myorg-tcd/myorg-tcd-frontend", Tag: "1.2.9",
 			Digest: "sha256:b416d974092956b84d9f333ec6efcd579533a0ee07195de6257c315a67a32202"}},
