@@ -412,16 +412,12 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, portRepo string
 	case strings.HasPrefix(p, "/artifactory/api/docker/"):
 		rest := strings.TrimPrefix(p, "/artifactory/api/docker/")
 		key, sub, _ := strings.Cut(rest, "/")
-		switch {
-		case sub == "v2" || strings.HasPrefix(sub, "v2/"):
-			if _, ok := e.repos[key]; !ok {
-				writeRESTError(w, http.StatusBadRequest, "Unsupported docker repository request for 'v2'")
-				return
-			}
-			e.serveDocker(w, r, key, strings.TrimPrefix(strings.TrimPrefix(sub, "v2"), "/"), dockerRESTForm)
-		default:
-			writeRESTError(w, http.StatusBadRequest, "Unsupported docker repository request for '"+firstSeg(sub)+"'")
+		if _, ok := e.repos[key]; !ok || (sub != "v2" && !strings.HasPrefix(sub, "v2/")) {
+			// the message quotes the segment taken as the repository key (spec §3.3)
+			writeRESTError(w, http.StatusBadRequest, "Unsupported docker repository request for '"+key+"'")
+			return
 		}
+		e.serveDocker(w, r, key, strings.TrimPrefix(strings.TrimPrefix(sub, "v2"), "/"), dockerRESTForm)
 	case strings.HasPrefix(p, "/artifactory/api/"):
 		e.serveREST(w, r, strings.TrimPrefix(p, "/artifactory/api/"))
 	case strings.HasPrefix(p, "/event/api/v1/subscriptions"):
@@ -431,11 +427,6 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, portRepo string
 	default:
 		writeRESTError(w, http.StatusNotFound, "Not Found")
 	}
-}
-
-func firstSeg(s string) string {
-	a, _, _ := strings.Cut(s, "/")
-	return a
 }
 
 func revision(version string) string {
