@@ -8,10 +8,10 @@ import (
 )
 
 func rng(typ string, events ...vuln.Event) vuln.Range { return vuln.Range{Type: typ, Events: events} }
-func intro(v string) vuln.Event                     { return vuln.Event{Introduced: v} }
-func fix(v string) vuln.Event                       { return vuln.Event{Fixed: v} }
-func last(v string) vuln.Event                      { return vuln.Event{LastAffected: v} }
-func limit(v string) vuln.Event                     { return vuln.Event{Limit: v} }
+func intro(v string) vuln.Event                       { return vuln.Event{Introduced: v} }
+func fix(v string) vuln.Event                         { return vuln.Event{Fixed: v} }
+func last(v string) vuln.Event                        { return vuln.Event{LastAffected: v} }
+func limit(v string) vuln.Event                       { return vuln.Event{Limit: v} }
 
 func TestAffectsEdgeCases(t *testing.T) {
 	tests := []struct {

@@ -458,3 +458,45 @@ func preference(id string, osPkg bool) int {
 	}
 	return 5
 }
+
+// MemorySource is an in-memory AdvisorySource: advisories indexed by the normalized key of each
+// affected package. Tests, benchmarks and one-off matches use it; the store is the real source.
+type MemorySource struct {
+	byKey map[PackageKey][]*vuln.Advisory
+}
+
+// NewMemorySource indexes advisories; withdrawn ones are left out.
+func NewMemorySource(advs ...*vuln.Advisory) *MemorySource {
+	m := &MemorySource{byKey: map[PackageKey][]*vuln.Advisory{}}
+	for _, a := range advs {
+		m.Add(a)
+	}
+	return m
+}
+
+// Add indexes one advisory under every package it affects.
+func (m *MemorySource) Add(a *vuln.Advisory) {
+	if a == nil || a.Withdrawn != nil {
+		return
+	}
+	seen := map[PackageKey]bool{}
+	for _, aff := range a.Affected {
+		k := PackageKey{NormalizeEcosystem(aff.Ecosystem), NormalizeName(aff.Ecosystem, aff.Name)}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		m.byKey[k] = append(m.byKey[k], a)
+	}
+}
+
+// AdvisoriesFor implements AdvisorySource.
+func (m *MemorySource) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[PackageKey][]*vuln.Advisory, error) {
+	out := make(map[PackageKey][]*vuln.Advisory, len(keys))
+	for _, k := range keys {
+		if list := m.byKey[k]; len(list) > 0 {
+			out[k] = list
+		}
+	}
+	return out, ctx.Err()
+}
