@@ -5,8 +5,8 @@
 #
 #   bench/run.sh [-n REPEAT] [IMAGE...]     (images: bookworm bookworm-py-java npm-app go-app)
 #
-# -n REPEAT runs every measurement REPEAT times and keeps the run with the median wall time
-# (the machine is shared; one run can be noisy). Needs root the first time (images.sh).
+# -n REPEAT runs every measurement REPEAT times, in rounds over all images and tools, and reports
+# the run with the median wall time (the machine is shared; one run can be noisy). Needs root the first time (images.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -81,29 +81,23 @@ fi
 RESULTS=$OUT/results.tsv
 : >"$RESULTS"
 
-# measure IMAGE TOOL PHASE OUTFILE PREP -- CMD...: runs PREP (resets caches) and CMD REPEAT times
-# under /usr/bin/time and appends the median run to results.tsv.
+# measure IMAGE TOOL PHASE OUTFILE PREP -- CMD...: runs PREP (resets caches), then CMD under
+# /usr/bin/time, and appends the run to results.tsv (benchtool report keeps the median per
+# image, tool and run kind).
 measure() {
 	local image=$1 tool=$2 phase=$3 outf=$4 prep=$5
 	shift 6
-	local runs=() k
-	for k in $(seq "$REPEAT"); do
-		eval "$prep"
-		local tf=$WORK/time.$$ rc=0 t0 t1 wall rss
-		# Wall time from the nanosecond clock: /usr/bin/time's %e has 10 ms steps, too coarse
-		# for warm runs. /usr/bin/time gives the peak RSS (%M, KiB).
-		t0=$(date +%s%N)
-		/usr/bin/time -f '%M' -o "$tf" "$@" >"$CACHE/logs/$image.$tool.$phase.log" 2>&1 || rc=$?
-		t1=$(date +%s%N)
-		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-		rss=$(tail -n 1 "$tf")
-		runs+=("$wall $rss $rc")
-		log "$(printf '%-17s %-9s %-4s %6ss %7s KiB rc=%s' "$image" "$tool" "$phase" "$wall" "$rss" "$rc")"
-		[ $rc = 0 ] || tail -n 5 "$CACHE/logs/$image.$tool.$phase.log" >&2
-	done
-	local med
-	med=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n "$(((REPEAT + 1) / 2))p")
-	read -r wall rss rc <<<"$med"
+	eval "$prep"
+	local tf=$WORK/time.$$ rc=0 t0 t1 wall rss
+	# Wall time from the nanosecond clock: /usr/bin/time's %e has 10 ms steps, too coarse
+	# for warm runs. /usr/bin/time gives the peak RSS (%M, KiB).
+	t0=$(date +%s%N)
+	/usr/bin/time -f '%M' -o "$tf" "$@" >"$CACHE/logs/$image.$tool.$phase.log" 2>&1 || rc=$?
+	t1=$(date +%s%N)
+	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+	rss=$(tail -n 1 "$tf")
+	log "$(printf '%-17s %-9s %-4s %7ss %7s KiB rc=%s' "$image" "$tool" "$phase" "$wall" "$rss" "$rc")"
+	[ $rc = 0 ] || tail -n 5 "$CACHE/logs/$image.$tool.$phase.log" >&2
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$image" "$tool" "$phase" "$wall" "$rss" "$rc" "$outf" >>"$RESULTS"
 }
 
@@ -135,34 +129,39 @@ export SYFT_CHECK_FOR_APP_UPDATE=false SYFT_REGISTRY_INSECURE_USE_HTTP=true
 export SYFT_JAVA_USE_NETWORK=false SYFT_GOLANG_SEARCH_REMOTE_LICENSES=false SYFT_PYTHON_GUESS_UNPINNED_REQUIREMENTS=false
 export TRIVY_DISABLE_TELEMETRY=true
 
-for img in "${IMAGES[@]}"; do
-	ref=$REG_ADDR/bench/$img:1
-	o=$OUT/$img
-	cn_data=$WORK/crowsnest-data
-	if [ $CROWSNEST_OK = 1 ]; then
-		measure "$img" crowsnest cold "$o.crowsnest.cold.json" 'rm -rf "$cn_data"' -- \
-			"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.cold.json"
-		# Warm: every layer is in the data dir from the cold run.
-		measure "$img" crowsnest warm "$o.crowsnest.warm.json" ':' -- \
-			"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.warm.json"
-	else
-		printf '%s\tcrowsnest\tcold\t0\t0\t127\t-\n%s\tcrowsnest\twarm\t0\t0\t127\t-\n' "$img" "$img" >>"$RESULTS"
-	fi
+# Repetitions go round all images and tools, so that a burst of load on this shared machine
+# falls on every tool alike rather than on one tool's runs.
+for rep in $(seq "$REPEAT"); do
+	[ "$REPEAT" = 1 ] || log "round $rep of $REPEAT"
+	for img in "${IMAGES[@]}"; do
+		ref=$REG_ADDR/bench/$img:1
+		o=$OUT/$img
+		cn_data=$WORK/crowsnest-data
+		if [ $CROWSNEST_OK = 1 ]; then
+			measure "$img" crowsnest cold "$o.crowsnest.cold.json" 'rm -rf "$cn_data"' -- \
+				"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.cold.json"
+			# Warm: every layer is in the data dir from the cold run.
+			measure "$img" crowsnest warm "$o.crowsnest.warm.json" ':' -- \
+				"$BIN/crowsnest" sbom "registry://$ref" --format json --insecure-registry "$REG_ADDR" --data-dir "$cn_data" -o "$o.crowsnest.warm.json"
+		else
+			printf '%s\tcrowsnest\tcold\t0\t0\t127\t-\n%s\tcrowsnest\twarm\t0\t0\t127\t-\n' "$img" "$img" >>"$RESULTS"
+		fi
 
-	syft_tmp=$WORK/syft
-	measure "$img" syft cold "$o.syft.json" 'rm -rf "$syft_tmp"; mkdir -p "$syft_tmp/tmp"' -- \
-		env XDG_CACHE_HOME="$syft_tmp/cache" SYFT_CACHE_DIR="$syft_tmp/cache" TMPDIR="$syft_tmp/tmp" \
-		"$BIN/syft" scan "registry:$ref" -q -o "syft-json=$o.syft.json"
+		syft_tmp=$WORK/syft
+		measure "$img" syft cold "$o.syft.json" 'rm -rf "$syft_tmp"; mkdir -p "$syft_tmp/tmp"' -- \
+			env XDG_CACHE_HOME="$syft_tmp/cache" SYFT_CACHE_DIR="$syft_tmp/cache" TMPDIR="$syft_tmp/tmp" \
+			"$BIN/syft" scan "registry:$ref" -q -o "syft-json=$o.syft.json"
 
-	# --format cyclonedx turns vulnerability scanning off, so no vulnerability DB is needed.
-	trivy_cache=$WORK/trivy-cache
-	trivy_cmd=("$BIN/trivy" image --quiet --cache-dir "$trivy_cache" --image-src remote --insecure
-		--offline-scan --skip-db-update --skip-java-db-update --skip-check-update --skip-version-check
-		--disable-telemetry --format cyclonedx)
-	measure "$img" trivy cold "$o.trivy.cold.json" 'rm -rf "$trivy_cache"; mkdir -p "$trivy_cache"; cp -a "$TRIVY_JAVA_DB" "$trivy_cache/java-db"' -- \
-		"${trivy_cmd[@]}" --output "$o.trivy.cold.json" "$ref"
-	measure "$img" trivy warm "$o.trivy.warm.json" ':' -- \
-		"${trivy_cmd[@]}" --output "$o.trivy.warm.json" "$ref"
+		# --format cyclonedx turns vulnerability scanning off, so no vulnerability DB is needed.
+		trivy_cache=$WORK/trivy-cache
+		trivy_cmd=("$BIN/trivy" image --quiet --cache-dir "$trivy_cache" --image-src remote --insecure
+			--offline-scan --skip-db-update --skip-java-db-update --skip-check-update --skip-version-check
+			--disable-telemetry --format cyclonedx)
+		measure "$img" trivy cold "$o.trivy.cold.json" 'rm -rf "$trivy_cache"; mkdir -p "$trivy_cache"; cp -a "$TRIVY_JAVA_DB" "$trivy_cache/java-db"' -- \
+			"${trivy_cmd[@]}" --output "$o.trivy.cold.json" "$ref"
+		measure "$img" trivy warm "$o.trivy.warm.json" ':' -- \
+			"${trivy_cmd[@]}" --output "$o.trivy.warm.json" "$ref"
+	done
 done
 
 header="# crowsnest peer benchmark

@@ -310,3 +310,20 @@ func TestJavaTruth(t *testing.T) {
 		t.Errorf("unnamed = %v", unnamed)
 	}
 }
+
+func TestMedians(t *testing.T) {
+	runs := []*run{
+		{Image: "a", Tool: "syft", Phase: "cold", Wall: 3},
+		{Image: "a", Tool: "crowsnest", Phase: "cold", Wall: 0.5},
+		{Image: "a", Tool: "syft", Phase: "cold", Wall: 9},
+		{Image: "a", Tool: "crowsnest", Phase: "cold", Wall: 0.7},
+		{Image: "a", Tool: "syft", Phase: "cold", Wall: 2},
+	}
+	got := medians(runs)
+	if len(got) != 2 || got[0].Tool != "syft" || got[0].Wall != 3 || got[1].Tool != "crowsnest" || got[1].Wall != 0.7 {
+		for _, r := range got {
+			t.Logf("%+v", *r)
+		}
+		t.Errorf("medians wrong")
+	}
+}

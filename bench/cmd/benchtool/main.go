@@ -107,7 +107,7 @@ func run1(ctx context.Context, cmd string, args []string, stdout io.Writer) erro
 			defer f.Close()
 			w = io.MultiWriter(stdout, f)
 		}
-		return report(w, runs, *truthDir, *header)
+		return report(w, medians(runs), *truthDir, *header)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -43,6 +44,28 @@ func readRuns(p string) ([]*run, error) {
 		runs = append(runs, r)
 	}
 	return runs, sc.Err()
+}
+
+// medians keeps, for each image, tool and run kind, the run with the median wall time (the
+// upper median for an even count), in the order the kinds first appear.
+func medians(runs []*run) []*run {
+	type key struct{ image, tool, phase string }
+	groups := map[key][]*run{}
+	var order []key
+	for _, r := range runs {
+		k := key{r.Image, r.Tool, r.Phase}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	out := make([]*run, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		sort.SliceStable(g, func(i, j int) bool { return g[i].Wall < g[j].Wall })
+		out = append(out, g[len(g)/2])
+	}
+	return out
 }
 
 // report scores every run against the images' ground truth and writes one markdown document.
