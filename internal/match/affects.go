@@ -3,7 +3,7 @@ package match
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/google/osv-scalibr/semantic"
@@ -48,9 +48,10 @@ func Evaluate(a *vuln.Affected, version string) (Verdict, error) {
 	return evaluate(a, version, nil)
 }
 
-// versionCache memoizes parsed versions across one match run: the same event versions recur
-// in every advisory of a package and parsing dominates the cost of matching.
-type versionCache map[string]parsed
+// versionCache memoizes parsed versions across one match run, per ecosystem ordering: the
+// same event versions recur in every advisory of a package and parsing dominates the cost of
+// matching.
+type versionCache map[string]map[string]parsed
 
 type parsed struct {
 	v   semantic.Version
@@ -61,12 +62,17 @@ func (c versionCache) parse(ecosystem, s string) (semantic.Version, error) {
 	if c == nil {
 		return parseVersion(ecosystem, s)
 	}
-	k := ecosystem + "\x00" + s
-	if p, ok := c[k]; ok {
+	base := ecosystemBase(ecosystem)
+	m := c[base]
+	if m == nil {
+		m = map[string]parsed{}
+		c[base] = m
+	}
+	if p, ok := m[s]; ok {
 		return p.v, p.err
 	}
-	v, err := parseVersion(ecosystem, s)
-	c[k] = parsed{v, err}
+	v, err := parseVersion(base, s)
+	m[s] = parsed{v, err}
 	return v, err
 }
 
@@ -109,28 +115,16 @@ func evaluate(a *vuln.Affected, version string, cache versionCache) (Verdict, er
 		return out, nil
 	}
 	eco := a.Ecosystem
-	// The versions list holds exact version strings; compare as written first (cheap, and the
-	// only way for ecosystems whose ordering we lack), then by ordering equality.
-	for _, lv := range a.Versions {
-		if lv == version {
-			out.Affected, out.Range = true, "="+lv
-			break
-		}
-	}
 	iv, err := cache.parse(eco, version)
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w", eco, a.Name, err)
 	}
-	if !out.Affected {
-		for _, lv := range a.Versions {
-			w, err := cache.parse(eco, lv)
-			if err != nil {
-				continue
-			}
-			if c, err := compare(iv, w); err == nil && c == 0 {
-				out.Affected, out.Range = true, "="+lv
-				break
-			}
+	// The versions list enumerates exact version strings, as the ecosystem writes them (OSV
+	// compares them as strings too).
+	for _, lv := range a.Versions {
+		if lv == version {
+			out.Affected, out.Range = true, "="+lv
+			break
 		}
 	}
 	for _, r := range a.Ranges {
@@ -169,8 +163,9 @@ func lowerFixed(eco, a, b string, cache versionCache) bool {
 // first), walk them, and let each introduced open and each fixed / last_affected close the
 // affected interval. Limits bound the whole range from above.
 func evalRange(r vuln.Range, eco string, iv semantic.Version, cache versionCache) (affected bool, fixed, text string, warns []string) {
-	events := make([]event, 0, len(r.Events))
-	var limits []event
+	// Ranges hold a handful of events: keep them on the stack.
+	var evBuf, limBuf [8]event
+	events, limits := evBuf[:0], limBuf[:0]
 	for _, e := range r.Events {
 		var ev event
 		switch {
@@ -216,16 +211,21 @@ func evalRange(r vuln.Range, eco string, iv semantic.Version, cache versionCache
 		}
 	}
 	var sortErr error
-	sort.SliceStable(events, func(i, j int) bool {
-		a, b := events[i], events[j]
+	slices.SortStableFunc(events, func(a, b event) int {
 		if a.v == nil || b.v == nil {
-			return a.v == nil && b.v != nil
+			switch {
+			case a.v == nil && b.v != nil:
+				return -1
+			case a.v != nil && b.v == nil:
+				return 1
+			}
+			return 0
 		}
 		c, err := compare(a.v, b.v)
 		if err != nil {
 			sortErr = err
 		}
-		return c < 0
+		return c
 	})
 	if sortErr != nil {
 		return false, "", "", append(warns, fmt.Sprintf("%s %s: %v", eco, r.Type, sortErr))
