@@ -32,6 +32,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // globals are the flags every command shares.
 type globals struct {
 	dataDir   string
+	db        string
 	logLevel  string
 	logFormat string
 	stdin     io.Reader
@@ -74,9 +75,11 @@ advisories and keeps the results current. Commands work on one image without any
 	}
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", envOr("CROWSNEST_DATA_DIR", defaultDataDir()),
 		"directory for the layer cache and the embedded store (env CROWSNEST_DATA_DIR)")
+	root.PersistentFlags().StringVar(&g.db, "db", os.Getenv("CROWSNEST_DB"),
+		"store: sqlite://PATH or postgres://... (default: SQLite in --data-dir; env CROWSNEST_DB)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("CROWSNEST_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("CROWSNEST_LOG_FORMAT", "text"), "log format: text or json")
-	root.AddCommand(newVersionCmd(g), newSBOMCmd(g))
+	root.AddCommand(newVersionCmd(g), newSBOMCmd(g), newDBCmd(g), newCVEsCmd(g))
 	return root
 }
 

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crowsnest-dev/crowsnest/internal/report"
+	"github.com/crowsnest-dev/crowsnest/internal/sbom"
+	"github.com/crowsnest-dev/crowsnest/internal/sbom/format"
+	"github.com/crowsnest-dev/crowsnest/internal/vex"
+)
+
+// exitVulnerable is Docker Scout's exit code for "vulnerabilities found" with -e.
+const exitVulnerable = 2
+
+// maxSBOMInput bounds an SBOM read from a file or stdin.
+const maxSBOMInput = 256 << 20
+
+func newCVEsCmd(g *globals) *cobra.Command {
+	var (
+		img         imageFlags
+		formatArg   string
+		output      string
+		locations   bool
+		exitCode    bool
+		vexLocation []string
+		filters     report.Filters
+	)
+	cmd := &cobra.Command{
+		Use:   "cves IMAGE|sbom://FILE",
+		Short: "Show the vulnerabilities of an image",
+		Long: `Index an image (or read an SBOM) and match its packages against the advisories in the local
+store (see crowsnest db). Works with no server.
+
+IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or SPDX JSON document
+(or crowsnest's own JSON); sbom:// alone reads standard input.`,
+		Example: `  crowsnest cves registry.example.com/team/app:1.4
+  crowsnest cves --only-severity critical,high --only-fixed -e app:1.4
+  crowsnest cves --format sarif -o scan.sarif sbom://app.cdx.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if _, ok := report.Canonical(formatArg); !ok {
+				return fmt.Errorf("--format %q: accepted formats are %s", formatArg, strings.Join(report.Formats(), ", "))
+			}
+			// Check the filters before any work: a typo must not cost an image pull.
+			if _, err := report.Filter(nil, nil, filters); err != nil {
+				return err
+			}
+			docs, err := vex.Load(ctx, vexLocation)
+			if err != nil {
+				return err
+			}
+			started := time.Now()
+			s, err := g.loadSBOM(cmd, args[0], &img)
+			if err != nil {
+				return err
+			}
+			svc, closeFn, err := g.openService(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			log, _ := g.logger()
+			if stats, err := svc.Store.Stats(ctx); err == nil && stats.Advisories == 0 {
+				log.Warn("the advisory store is empty: import advisories with `crowsnest db import` or `crowsnest db update`")
+			}
+			found, warnings, err := svc.Match(ctx, s)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				log.Warn(w)
+			}
+			imageID := s.Image.Digest
+			kept, suppressed := vex.Apply(found, imageID, docs)
+			shown, err := report.Filter(kept, s.Packages, filters)
+			if err != nil {
+				return err
+			}
+			w, commit, err := g.openOutput(output)
+			if err != nil {
+				return err
+			}
+			r := &report.Report{SBOM: s, Findings: shown, Locations: locations, Started: started,
+				Filtered: filters.Active(), Suppressed: len(suppressed)}
+			if err := report.Render(w, formatArg, r); err != nil {
+				return err
+			}
+			if err := commit(); err != nil {
+				return err
+			}
+			if exitCode && len(shown) > 0 {
+				return &ExitError{Code: exitVulnerable}
+			}
+			return nil
+		},
+	}
+	img.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&formatArg, "format", report.Packages, "output format: "+strings.Join(report.Formats(), ", "))
+	f.StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
+	f.BoolVar(&locations, "locations", false, "print the file paths and layer diffIDs of vulnerable packages")
+	f.BoolVarP(&exitCode, "exit-code", "e", false, "exit with code 2 when vulnerabilities remain after filtering")
+	f.StringSliceVar(&vexLocation, "vex-location", nil, "OpenVEX documents (files or directories); not_affected and fixed statements suppress findings")
+	f.StringSliceVar(&filters.OnlySeverity, "only-severity", nil, "only these severities: critical, high, medium, low, unspecified")
+	f.BoolVar(&filters.OnlyFixed, "only-fixed", false, "only vulnerabilities with a fixed version")
+	f.BoolVar(&filters.OnlyUnfixed, "only-unfixed", false, "only vulnerabilities without a fixed version")
+	f.StringSliceVar(&filters.OnlyPackage, "only-package", nil, "only packages whose name matches one of these regular expressions")
+	f.StringSliceVar(&filters.OnlyPackageType, "only-package-type", nil, "only these package types: deb, apk, rpm, golang, npm, pypi, maven, gem, cargo, composer, nuget")
+	f.StringSliceVar(&filters.OnlyCVEID, "only-cve-id", nil, "only these vulnerability ids (CVE, GHSA, ... matched against aliases too)")
+	return cmd
+}
+
+// loadSBOM reads an sbom:// input or indexes an image.
+func (g *globals) loadSBOM(cmd *cobra.Command, input string, img *imageFlags) (*sbom.SBOM, error) {
+	file, ok := strings.CutPrefix(input, "sbom://")
+	if !ok {
+		return g.indexImage(cmd.Context(), input, img)
+	}
+	var r io.Reader = g.stdin
+	name := "standard input"
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read SBOM: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	s, err := format.Decode(io.LimitReader(r, maxSBOMInput), "")
+	if err != nil {
+		return nil, fmt.Errorf("read SBOM from %s: %w", name, err)
+	}
+	if s.Image.Reference == "" {
+		s.Image.Reference = input
+	}
+	return s, nil
+}

@@ -1,0 +1,212 @@
+// Package findings keeps the findings of stored images current: it stores newly indexed images and
+// matches them, imports advisories, and re-matches only the stored images that hold a package whose
+// advisories changed. No registry is touched when advisories change.
+package findings
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/crowsnest-dev/crowsnest/internal/advisory"
+	"github.com/crowsnest-dev/crowsnest/internal/match"
+	"github.com/crowsnest-dev/crowsnest/internal/sbom"
+	"github.com/crowsnest-dev/crowsnest/internal/store"
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
+)
+
+// Reasons recorded with finding changes.
+const (
+	ReasonIndex          = "index"
+	ReasonAdvisoryUpdate = "advisory-update"
+)
+
+// Service ties the store and the matcher together.
+type Service struct {
+	Store *store.Store
+	Log   *slog.Logger
+	// Now stamps changes; tests fix it.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// Source adapts the store to the matcher's advisory lookup.
+type Source struct{ Store *store.Store }
+
+// AdvisoriesFor implements match.AdvisorySource.
+func (src Source) AdvisoriesFor(ctx context.Context, keys []match.PackageKey) (map[match.PackageKey][]*vuln.Advisory, error) {
+	skeys := make([]store.PackageKey, len(keys))
+	for i, k := range keys {
+		skeys[i] = store.PackageKey(k)
+	}
+	found, err := src.Store.AdvisoriesFor(ctx, skeys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[match.PackageKey][]*vuln.Advisory, len(found))
+	for k, v := range found {
+		out[match.PackageKey(k)] = v
+	}
+	return out, nil
+}
+
+// Keys returns the match key of each package of s (a zero key when it is not matchable).
+func Keys(s *sbom.SBOM) []store.PackageKey {
+	keys := make([]store.PackageKey, len(s.Packages))
+	for i := range s.Packages {
+		if eco, name, ok := match.Key(&s.Packages[i], s.OS); ok {
+			keys[i] = store.PackageKey{Ecosystem: eco, Name: name}
+		}
+	}
+	return keys
+}
+
+// Match returns the findings of an SBOM against the stored advisories, without storing anything.
+func (s *Service) Match(ctx context.Context, sb *sbom.SBOM) ([]vuln.Finding, []string, error) {
+	return match.MatchSBOM(ctx, Source{s.Store}, sb)
+}
+
+// Ingest stores an indexed image and its findings; the changes are recorded with reason.
+func (s *Service) Ingest(ctx context.Context, sb *sbom.SBOM, reason string) ([]vuln.Finding, error) {
+	if sb.Image.Digest == "" {
+		return nil, fmt.Errorf("store %s: an image without a digest cannot be stored", sb.Image.Reference)
+	}
+	if err := s.Store.PutImage(ctx, sb, Keys(sb)); err != nil {
+		return nil, err
+	}
+	found, warnings, err := s.Match(ctx, sb)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w", sb.Image.Digest, err)
+	}
+	for _, w := range warnings {
+		s.log().Warn(w, "image", sb.Image.Digest)
+	}
+	if _, _, err := s.Store.ReplaceFindings(ctx, sb.Image.Digest, nil, found, reason, s.now()); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// ImportReport says what an advisory import did.
+type ImportReport struct {
+	Source  string
+	Read    advisory.Stats
+	Import  store.ImportResult
+	Changes store.ChangeSummary
+}
+
+// Import reads advisories at path (a JSON file, a directory, or an OSV zip archive) into the
+// store as one transaction, then re-matches the stored images the changes concern. With full,
+// advisories of source that path no longer holds are removed.
+func (s *Service) Import(ctx context.Context, path, source string, full bool) (ImportReport, error) {
+	rep := ImportReport{Source: source}
+	imp, err := s.Store.BeginImport(ctx, source, full)
+	if err != nil {
+		return rep, err
+	}
+	rep.Read, err = advisory.Walk(ctx, path, func(a *vuln.Advisory) error {
+		if a.Withdrawn != nil {
+			return imp.Withdraw(a.ID)
+		}
+		a.Source = source
+		return imp.Put(a)
+	})
+	if err != nil {
+		if rbErr := imp.Rollback(); rbErr != nil {
+			s.log().Warn("rollback of a failed import", "err", rbErr)
+		}
+		return rep, fmt.Errorf("import %s: %w (nothing was changed)", path, err)
+	}
+	rep.Import, err = imp.Commit()
+	if err != nil {
+		return rep, fmt.Errorf("import %s: %w", path, err)
+	}
+	rep.Changes, err = s.Rematch(ctx, rep.Import.ChangedKeys)
+	if err != nil {
+		return rep, fmt.Errorf("re-match after importing %s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// rematchBatch bounds how many images one findings transaction covers.
+const rematchBatch = 500
+
+// Rematch recomputes, for every stored image holding a package with one of keys, the findings of
+// those packages, and records what changed.
+func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.ChangeSummary, error) {
+	var total store.ChangeSummary
+	if len(keys) == 0 {
+		return total, nil
+	}
+	byImage := map[string][]vuln.PackageRef{}
+	err := s.Store.PackagesWithKeys(ctx, keys, func(p store.StoredPackage) error {
+		byImage[p.ImageDigest] = append(byImage[p.ImageDigest], p.Package)
+		return nil
+	})
+	if err != nil {
+		return total, err
+	}
+	if len(byImage) == 0 {
+		return total, nil
+	}
+	// Every image asks about the same few keys: look their advisories up once.
+	mkeys := make([]match.PackageKey, len(keys))
+	for i, k := range keys {
+		mkeys[i] = match.PackageKey(k)
+	}
+	advs, err := Source{s.Store}.AdvisoriesFor(ctx, mkeys)
+	if err != nil {
+		return total, err
+	}
+	cached := match.NewMemorySource()
+	seen := map[*vuln.Advisory]bool{}
+	for _, list := range advs {
+		for _, a := range list {
+			if !seen[a] {
+				seen[a] = true
+				cached.Add(a)
+			}
+		}
+	}
+	digests := make([]string, 0, len(byImage))
+	for d := range byImage {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	now := s.now()
+	for start := 0; start < len(digests); start += rematchBatch {
+		end := min(start+rematchBatch, len(digests))
+		updates := make([]store.FindingsUpdate, 0, end-start)
+		for _, d := range digests[start:end] {
+			found, err := match.MatchPackages(ctx, cached, byImage[d])
+			if err != nil {
+				return total, fmt.Errorf("match %s: %w", d, err)
+			}
+			updates = append(updates, store.FindingsUpdate{Digest: d, Scope: keys, Findings: found})
+		}
+		sum, err := s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
+		if err != nil {
+			return total, err
+		}
+		total.ImagesGained += sum.ImagesGained
+		total.ImagesLost += sum.ImagesLost
+		total.Added += sum.Added
+		total.Removed += sum.Removed
+	}
+	return total, nil
+}
