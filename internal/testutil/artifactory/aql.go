@@ -762,7 +762,7 @@ func (e *Emulator) aqlSearch(q *aqlQuery, p *principal) ([]aqlItem, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		for _, f := range sortBy {
-			c, _ := compareValues(out[i].field(f), toComparable(out[j].field(f)))
+			c, _ := compareValues(out[i].field(f), out[j].field(f))
 			if c != 0 {
 				return (c < 0) != desc
 			}
@@ -772,5 +772,3 @@ func (e *Emulator) aqlSearch(q *aqlQuery, p *principal) ([]aqlItem, error) {
 	e.aqlCache = &aqlCacheEntry{key: key, items: out}
 	return out, nil
 }
-
-func toComparable(v any) any { return v }

@@ -181,7 +181,6 @@ func TestPlainSecretAndIndexPush(t *testing.T) {
 	// random.Index has no platforms; add them as a real multi-arch push would
 	m, _ := idx.IndexManifest()
 	ref, _ := name.ParseReference(e.Ref("docker", "library/multi:2.0"), name.Insecure) // virtual -> docker-local
-	_ = m
 	if err := remote.WriteIndex(ref, idx, adminAuth); err != nil {
 		t.Fatalf("push index: %v", err)
 	}

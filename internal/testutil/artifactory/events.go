@@ -66,7 +66,7 @@ func (e *Emulator) serveSubscriptions(w http.ResponseWriter, r *http.Request, ke
 		if !ok {
 			return
 		}
-		e.testSubscription(w, r.Context(), s)
+		e.testSubscription(w, s)
 	case key != "" && !strings.Contains(key, "/"):
 		e.mu.Lock()
 		cur, ok := e.subs[key]
@@ -127,7 +127,7 @@ func writeEventJSON(w http.ResponseWriter, status int, v any) {
 
 // testSubscription sends a dummy event of the subscription's domain to each handler,
 // synchronously; it is not recorded in the troubleshooting log (spec §5.4).
-func (e *Emulator) testSubscription(w http.ResponseWriter, ctx context.Context, s Subscription) {
+func (e *Emulator) testSubscription(w http.ResponseWriter, s Subscription) {
 	data := any(DockerData{RepoKey: "example-repo-local", Path: "example/image/1.0/manifest.json", Name: "manifest.json",
 		SHA256: strings.Repeat("0", 64), Size: 1, ImageName: "image", Tag: "1.0", Platforms: []Platform{}, ImageType: "docker"})
 	if s.EventFilter.Domain != "docker" {
@@ -142,7 +142,6 @@ func (e *Emulator) testSubscription(w http.ResponseWriter, ctx context.Context, 
 			return
 		}
 	}
-	_ = ctx
 	writeEventJSON(w, http.StatusOK, map[string]string{"result": "success", "message": "Test is successful"})
 }
 

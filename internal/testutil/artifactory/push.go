@@ -66,11 +66,10 @@ func (e *Emulator) recordManifest(phys, image, ref string, body []byte, contentT
 		st = newRepoStore()
 		e.stores[phys] = st
 	}
-	var replaced []*Item
 	if !byDigest {
 		// a re-pushed tag replaces its folder (an image may have become an index)
 		if old := st.images[image][tag]; old != nil && old.Name != name {
-			replaced = st.deleteTree(folder + "/" + old.Name)
+			st.deleteTree(folder + "/" + old.Name)
 		}
 		delete(e.deleted, deletedKey(phys, image, tag))
 	}
@@ -79,7 +78,6 @@ func (e *Emulator) recordManifest(phys, image, ref string, body []byte, contentT
 	}
 	e.gen++
 	e.mu.Unlock()
-	_ = replaced
 	for _, f := range files {
 		e.Emit(Event{Domain: "artifact", EventType: "deployed", Data: ArtifactData{RepoKey: phys, Path: f.fullPath(), Name: f.Name, SHA256: f.SHA256, Size: f.Size}})
 	}

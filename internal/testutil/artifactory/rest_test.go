@@ -309,7 +309,9 @@ func TestCatalogAndTagsPagination(t *testing.T) {
 		link   func(last string) string
 	}{
 		{"spec", Quirks{}, "/artifactory/api/docker/docker-local/v2/team/app/tags/list",
-			func(l string) string { return `</artifactory/api/docker/docker-local/v2/team/app/tags/list?last=` + l + `&n=10>; rel="next"` }},
+			func(l string) string {
+				return `</artifactory/api/docker/docker-local/v2/team/app/tags/list?last=` + l + `&n=10>; rel="next"`
+			}},
 		{"repo path", Quirks{}, "/v2/docker-local/team/app/tags/list",
 			func(l string) string { return `</v2/docker-local/team/app/tags/list?last=` + l + `&n=10>; rel="next"` }},
 		{"RTFACT-18971", Quirks{RTFACT18971: true}, "/v2/docker-local/team/app/tags/list",

@@ -495,6 +495,9 @@ func (e *Emulator) criteriaMatch(c Criteria, data any) bool {
 
 // antMatch matches an Ant-style pattern (`**` any number of segments, `*` and `?` within one).
 func antMatch(pattern, p string) bool {
+	if len(pattern) > 1024 || len(p) > 4096 || strings.Count(pattern, "**") > 8 {
+		return false // bounded: `**` backtracking is exponential in the worst case
+	}
 	return antSegs(strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(p, "/"), "/"), 0)
 }
 
