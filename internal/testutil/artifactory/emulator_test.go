@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -284,5 +285,45 @@ func TestSubdomainAndPortMethods(t *testing.T) {
 		e.SubdomainHost("docker-local") + `",scope="repository:sub/app:pull"`
 	if resp.StatusCode != 401 || resp.Header.Get("Www-Authenticate") != want {
 		t.Errorf("challenge %d %q\nwant %q", resp.StatusCode, resp.Header.Get("Www-Authenticate"), want)
+	}
+}
+
+func TestPromoteAndRESTDelete(t *testing.T) {
+	e, _ := startPair(t, Options{Repositories: append(DefaultRepositories(), Repository{Key: "docker-prod", Type: "local", PackageType: "docker"})})
+	rc := newReceiver(t)
+	subscribe(t, e, "all", rc.srv.URL, "", false, "pushed", "deleted", "promoted")
+	img, _ := random.Image(200, 1)
+	ref, _ := name.ParseReference(e.Ref("docker-local", "team/app:1.0"), name.Insecure)
+	if err := remote.Write(ref, img, adminAuth); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := do(t, e, http.MethodPost, "/artifactory/api/docker/docker-local/v2/promote", DefaultUser, DefaultPassword,
+		`{"targetRepo":"docker-prod","dockerRepository":"team/app","tag":"1.0","targetTag":"1.0-prod","copy":true}`)
+	if code != 200 {
+		t.Fatalf("promote: %d %s", code, body)
+	}
+	pref, _ := name.ParseReference(e.Ref("docker-prod", "team/app:1.0-prod"), name.Insecure)
+	desc, err := remote.Head(pref, adminAuth)
+	d, _ := img.Digest()
+	if err != nil || desc.Digest != d {
+		t.Fatalf("promoted image: %v %v", err, desc)
+	}
+	code, _, _ = do(t, e, http.MethodDelete, "/artifactory/docker-local/team/app/1.0", DefaultUser, DefaultPassword, "")
+	if code != 204 {
+		t.Fatalf("REST delete: %d", code)
+	}
+	if _, err := remote.Head(ref, adminAuth); err == nil {
+		t.Error("tag deleted through REST still resolves")
+	}
+	waitHooks(t, e)
+	var kinds []string
+	for _, r := range rc.all() {
+		var env envelope
+		_ = json.Unmarshal(r.body, &env)
+		kinds = append(kinds, env.EventType)
+	}
+	sort.Strings(kinds) // deliveries run concurrently: order is not guaranteed
+	if strings.Join(kinds, ",") != "deleted,promoted,pushed,pushed" {
+		t.Errorf("events %v", kinds)
 	}
 }
