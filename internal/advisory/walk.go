@@ -55,13 +55,23 @@ func (s *Stats) skip(name string, err error) {
 // corrupt entry, bomb) is an error wrapping ErrBrokenArchive. An error from fn stops the walk
 // and is returned as is.
 func Walk(ctx context.Context, path string, fn func(*vuln.Advisory) error) (Stats, error) {
+	return walk(ctx, path, limits{record: MaxRecordSize, total: MaxTotalUncompressed, entries: MaxEntries}, fn)
+}
+
+// limits are Walk's bounds; tests lower them.
+type limits struct {
+	record, total int64
+	entries       int
+}
+
+func walk(ctx context.Context, path string, lim limits, fn func(*vuln.Advisory) error) (Stats, error) {
 	var st Stats
 	fi, err := os.Stat(path)
 	if err != nil {
 		return st, fmt.Errorf("read advisories: %w", err)
 	}
 	if fi.IsDir() {
-		return walkDir(ctx, path, fn)
+		return walkDir(ctx, path, lim, fn)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -71,12 +81,12 @@ func Walk(ctx context.Context, path string, fn func(*vuln.Advisory) error) (Stat
 	var magic [4]byte
 	n, _ := io.ReadFull(f, magic[:])
 	if strings.EqualFold(filepath.Ext(path), ".zip") || (n == 4 && string(magic[:]) == "PK\x03\x04") {
-		return walkZip(ctx, f, fi.Size(), path, fn)
+		return walkZip(ctx, f, fi.Size(), path, lim, fn)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return st, fmt.Errorf("read %s: %w", path, err)
 	}
-	if err := handleFile(f, fi.Size(), path, &st, fn); err != nil {
+	if err := handleFile(f, fi.Size(), path, lim.record, &st, fn); err != nil {
 		return st, err
 	}
 	if st.Read == 0 && st.Skipped > 0 {
@@ -91,23 +101,23 @@ type errCallback struct{ err error }
 func (e errCallback) Error() string { return e.err.Error() }
 func (e errCallback) Unwrap() error { return e.err }
 
-func handleFile(r io.Reader, size int64, name string, st *Stats, fn func(*vuln.Advisory) error) error {
-	if size > MaxRecordSize {
-		st.skip(name, fmt.Errorf("record of %d bytes exceeds %d", size, MaxRecordSize))
+func handleFile(r io.Reader, size int64, name string, maxRecord int64, st *Stats, fn func(*vuln.Advisory) error) error {
+	if size > maxRecord {
+		st.skip(name, fmt.Errorf("record of %d bytes exceeds %d", size, maxRecord))
 		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxRecordSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, maxRecord+1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(data)) > maxRecord {
+		st.skip(name, fmt.Errorf("record exceeds %d bytes", maxRecord))
+		return nil
 	}
 	return handleRecord(data, name, st, fn)
 }
 
 func handleRecord(data []byte, name string, st *Stats, fn func(*vuln.Advisory) error) error {
-	if len(data) > MaxRecordSize {
-		st.skip(name, fmt.Errorf("record exceeds %d bytes", MaxRecordSize))
-		return nil
-	}
 	a, err := Parse(data)
 	if err != nil {
 		st.skip(name, err)
@@ -126,7 +136,7 @@ func handleRecord(data []byte, name string, st *Stats, fn func(*vuln.Advisory) e
 	return nil
 }
 
-func walkDir(ctx context.Context, root string, fn func(*vuln.Advisory) error) (Stats, error) {
+func walkDir(ctx context.Context, root string, lim limits, fn func(*vuln.Advisory) error) (Stats, error) {
 	var st Stats
 	files := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -140,8 +150,8 @@ func walkDir(ctx context.Context, root string, fn func(*vuln.Advisory) error) (S
 			return err
 		}
 		files++
-		if files > MaxEntries {
-			return fmt.Errorf("%s: more than %d files", root, MaxEntries)
+		if files > lim.entries {
+			return fmt.Errorf("%s: more than %d files", root, lim.entries)
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -153,7 +163,7 @@ func walkDir(ctx context.Context, root string, fn func(*vuln.Advisory) error) (S
 		}
 		defer f.Close()
 		rel, _ := filepath.Rel(root, p)
-		return handleFile(f, fi.Size(), rel, &st, fn)
+		return handleFile(f, fi.Size(), rel, lim.record, &st, fn)
 	})
 	var cb errCallback
 	if errors.As(err, &cb) {
@@ -162,14 +172,14 @@ func walkDir(ctx context.Context, root string, fn func(*vuln.Advisory) error) (S
 	return st, err
 }
 
-func walkZip(ctx context.Context, f *os.File, size int64, path string, fn func(*vuln.Advisory) error) (Stats, error) {
+func walkZip(ctx context.Context, f *os.File, size int64, path string, lim limits, fn func(*vuln.Advisory) error) (Stats, error) {
 	var st Stats
 	zr, err := zip.NewReader(f, size)
 	if err != nil {
 		return st, fmt.Errorf("%w: %s: %w", ErrBrokenArchive, path, err)
 	}
-	if len(zr.File) > MaxEntries {
-		return st, fmt.Errorf("%w: %s: %d entries exceed %d", ErrBrokenArchive, path, len(zr.File), MaxEntries)
+	if len(zr.File) > lim.entries {
+		return st, fmt.Errorf("%w: %s: %d entries exceed %d", ErrBrokenArchive, path, len(zr.File), lim.entries)
 	}
 	var total int64
 	buf := new(bytes.Buffer)
@@ -182,25 +192,25 @@ func walkZip(ctx context.Context, f *os.File, size int64, path string, fn func(*
 		}
 		name := path + "!" + zf.Name
 		// The declared size may lie; the limited read below is what holds.
-		if zf.UncompressedSize64 > MaxRecordSize {
-			return st, fmt.Errorf("%w: %s: entry declares %d bytes, over the %d limit (zip bomb?)", ErrBrokenArchive, name, zf.UncompressedSize64, MaxRecordSize)
+		if zf.UncompressedSize64 > uint64(lim.record) {
+			return st, fmt.Errorf("%w: %s: entry declares %d bytes, over the %d limit (zip bomb?)", ErrBrokenArchive, name, zf.UncompressedSize64, lim.record)
 		}
 		rc, err := zf.Open()
 		if err != nil {
 			return st, fmt.Errorf("%w: %s: %w", ErrBrokenArchive, name, err)
 		}
 		buf.Reset()
-		n, err := io.Copy(buf, io.LimitReader(rc, MaxRecordSize+1))
+		n, err := io.Copy(buf, io.LimitReader(rc, lim.record+1))
 		rc.Close()
 		if err != nil {
 			return st, fmt.Errorf("%w: %s: %w", ErrBrokenArchive, name, err)
 		}
-		if n > MaxRecordSize {
-			return st, fmt.Errorf("%w: %s: entry inflates past %d bytes (zip bomb?)", ErrBrokenArchive, name, MaxRecordSize)
+		if n > lim.record {
+			return st, fmt.Errorf("%w: %s: entry inflates past %d bytes (zip bomb?)", ErrBrokenArchive, name, lim.record)
 		}
 		total += n
-		if total > MaxTotalUncompressed {
-			return st, fmt.Errorf("%w: %s: archive inflates past %d bytes (zip bomb?)", ErrBrokenArchive, path, int64(MaxTotalUncompressed))
+		if total > lim.total {
+			return st, fmt.Errorf("%w: %s: archive inflates past %d bytes (zip bomb?)", ErrBrokenArchive, path, lim.total)
 		}
 		if err := handleRecord(buf.Bytes(), name, &st, fn); err != nil {
 			var cb errCallback
