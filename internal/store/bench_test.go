@@ -157,10 +157,10 @@ func fillImages(tb testing.TB, s *Store, n, per int) {
 			}); err != nil {
 				return err
 			}
-			return insertRows(ctx, tx, `INSERT INTO packages (image_digest, type, name, version, purl, ecosystem, match_name) VALUES `,
-				7, (end-start)*per, func(i int, args []any) []any {
+			return insertRows(ctx, tx, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `,
+				8, (end-start)*per, func(i int, args []any) []any {
 					k := benchKey(r.IntN(benchKeyPool))
-					return append(args, benchDigest(start+i/per), "deb", k.Name, "1.0-1", "pkg:deb/debian/"+k.Name+"@1.0-1", k.Ecosystem, k.Name)
+					return append(args, benchDigest(start+i/per), i%per, "deb", k.Name, "1.0-1", "pkg:deb/debian/"+k.Name+"@1.0-1", k.Ecosystem, k.Name)
 				})
 		})
 		if err != nil {

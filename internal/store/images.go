@@ -64,14 +64,15 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 	}
 	err = s.write(ctx, func(tx *txw) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO images
-			(digest, reference, name, platform, os_id, os_version, created, indexed_at, package_count, sbom)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			(digest, reference, name, platform, os_id, os_version, created, indexed_at, package_count, sbom, index_digest)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (digest) DO UPDATE SET reference = excluded.reference, name = excluded.name,
+				index_digest = excluded.index_digest,
 				platform = excluded.platform, os_id = excluded.os_id, os_version = excluded.os_version,
 				created = excluded.created, indexed_at = excluded.indexed_at,
 				package_count = excluded.package_count, sbom = excluded.sbom`,
 			digest, sb.Image.Reference, sb.Image.Name, sb.Image.Platform.String(), osID, osVersion,
-			created, indexedAt.UnixNano(), len(sb.Packages), blob); err != nil {
+			created, indexedAt.UnixNano(), len(sb.Packages), blob, sb.Image.IndexDigest); err != nil {
 			return fmt.Errorf("image row: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM packages WHERE image_digest = $1`, digest); err != nil {
@@ -86,13 +87,13 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 		}); err != nil {
 			return fmt.Errorf("layers: %w", err)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO packages (image_digest, type, name, version, purl, ecosystem, match_name) VALUES `, 7, len(sb.Packages), func(i int, args []any) []any {
+		if err := insertRows(ctx, tx, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `, 8, len(sb.Packages), func(i int, args []any) []any {
 			p := &sb.Packages[i]
 			var k PackageKey
 			if i < len(keys) {
 				k = keys[i]
 			}
-			return append(args, digest, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name)
+			return append(args, digest, i, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name)
 		}); err != nil {
 			return fmt.Errorf("packages: %w", err)
 		}
@@ -213,7 +214,7 @@ func (s *Store) Tags(ctx context.Context, repository string) ([]Tag, error) {
 // ImagePackages lists the stored packages of digest (matchable or not), in SBOM order.
 func (s *Store) ImagePackages(ctx context.Context, digest string) ([]StoredPackage, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT image_digest, type, name, version, purl, ecosystem, match_name
-		FROM packages WHERE image_digest = $1 ORDER BY id`, digest)
+		FROM packages WHERE image_digest = $1 ORDER BY idx`, digest)
 	if err != nil {
 		return nil, fmt.Errorf("packages of %s: %w", digest, err)
 	}

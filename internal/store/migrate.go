@@ -51,8 +51,24 @@ func loadMigrations(d dialect) ([]migration, error) {
 	return out, nil
 }
 
-// dialectSQL replaces the few type words the dialects spell differently.
+// dialectSQL replaces the few type words the dialects spell differently and keeps the lines
+// marked for d ("--sqlite ", "--postgres ") without their marker.
 func dialectSQL(d dialect, s string) string {
+	mine, other := "--sqlite ", "--postgres "
+	if d == dialectPostgres {
+		mine, other = other, mine
+	}
+	lines := strings.Split(s, "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, mine):
+			kept = append(kept, strings.TrimPrefix(l, mine))
+		case !strings.HasPrefix(l, other):
+			kept = append(kept, l)
+		}
+	}
+	s = strings.Join(kept, "\n")
 	if d == dialectPostgres {
 		return strings.NewReplacer(
 			"{{BLOB}}", "BYTEA",

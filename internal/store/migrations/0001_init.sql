@@ -1,5 +1,6 @@
 -- Times are Unix nanoseconds (BIGINT) in both dialects: one Go code path, exact round trips.
--- {{BLOB}} and {{ID}} are replaced per dialect (see migrate.go).
+-- {{BLOB}} and {{ID}} are replaced per dialect, and lines starting "--sqlite " or "--postgres "
+-- are kept (without that prefix) for that dialect only (see migrate.go).
 
 CREATE TABLE images (
 	digest        TEXT PRIMARY KEY,
@@ -34,17 +35,22 @@ CREATE TABLE layers (
 CREATE INDEX layers_diff_id ON layers (diff_id);
 
 CREATE TABLE packages (
-	id           {{ID}},
 	image_digest TEXT NOT NULL REFERENCES images (digest) ON DELETE CASCADE,
+	idx          INTEGER NOT NULL, -- position in the SBOM
 	type         TEXT NOT NULL,
 	name         TEXT NOT NULL,
 	version      TEXT NOT NULL,
 	purl         TEXT NOT NULL,
 	ecosystem    TEXT NOT NULL,
-	match_name   TEXT NOT NULL
-);
-CREATE INDEX packages_key ON packages (ecosystem, match_name);
-CREATE INDEX packages_image ON packages (image_digest);
+	match_name   TEXT NOT NULL,
+-- SQLite: clustered by match key, so finding the images of a key reads neighbouring rows
+-- instead of one table lookup per package (the re-match's hot path).
+--sqlite 	PRIMARY KEY (ecosystem, match_name, image_digest, idx)
+--sqlite ) WITHOUT ROWID;
+--sqlite CREATE UNIQUE INDEX packages_image ON packages (image_digest, idx);
+--postgres 	PRIMARY KEY (image_digest, idx)
+--postgres );
+--postgres CREATE INDEX packages_key ON packages (ecosystem, match_name);
 
 CREATE TABLE advisories (
 	id       TEXT PRIMARY KEY,
