@@ -8,6 +8,7 @@
 # Needs root (debootstrap, chroot), debootstrap, docker-registry, npm, go. Network: the host's
 # Debian mirror, the npm registry and the Go module proxy.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REBUILD=0

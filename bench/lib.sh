@@ -6,6 +6,7 @@ REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 CACHE=${BENCH_CACHE:-$BENCH_DIR/.cache}
 BIN=$CACHE/bin
 REG_ADDR=${BENCH_REGISTRY:-127.0.0.1:5099}
+# shellcheck disable=SC2034 # used by the scripts that source this file
 IMAGES=(bookworm bookworm-py-java npm-app go-app)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

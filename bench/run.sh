@@ -8,6 +8,7 @@
 # -n REPEAT runs every measurement REPEAT times, in rounds over all images and tools, and reports
 # the run with the median wall time (the machine is shared; one run can be noisy). Needs root the first time (images.sh).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SYFT_VERSION=v1.57.1
@@ -129,6 +130,8 @@ export SYFT_CHECK_FOR_APP_UPDATE=false SYFT_REGISTRY_INSECURE_USE_HTTP=true
 export SYFT_JAVA_USE_NETWORK=false SYFT_GOLANG_SEARCH_REMOTE_LICENSES=false SYFT_PYTHON_GUESS_UNPINNED_REQUIREMENTS=false
 export TRIVY_DISABLE_TELEMETRY=true
 
+# PREP arguments are single-quoted on purpose: measure evals them before each run.
+# shellcheck disable=SC2016
 # Repetitions go round all images and tools, so that a burst of load on this shared machine
 # falls on every tool alike rather than on one tool's runs.
 for rep in $(seq "$REPEAT"); do

@@ -89,6 +89,9 @@ func report(w io.Writer, runs []*run, truthDir, header string) error {
 	for _, r := range runs {
 		if r.RC != 0 {
 			r.err = fmt.Sprintf("exit %d", r.RC)
+			if r.Out == "-" {
+				r.err = "not built" // run.sh could not build the tool
+			}
 			continue
 		}
 		b, err := os.ReadFile(r.Out)
