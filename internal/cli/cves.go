@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,10 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/report"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/format"
+	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/vex"
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
 )
 
 // exitVulnerable is Docker Scout's exit code for "vulnerabilities found" with -e.
@@ -57,10 +62,6 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 				return err
 			}
 			started := time.Now()
-			s, err := g.loadSBOM(cmd, args[0], &img)
-			if err != nil {
-				return err
-			}
 			svc, closeFn, err := g.openService(ctx)
 			if err != nil {
 				return err
@@ -70,12 +71,21 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 			if stats, err := svc.Store.Stats(ctx); err == nil && stats.Advisories == 0 {
 				log.Warn("the advisory store is empty: import advisories with `crowsnest db import` or `crowsnest db update`")
 			}
-			found, warnings, err := svc.Match(ctx, s)
+			s, found, err := g.storedResult(ctx, svc.Store, args[0], img.platform)
 			if err != nil {
 				return err
 			}
-			for _, w := range warnings {
-				log.Warn(w)
+			if s == nil {
+				if s, err = g.loadSBOM(cmd, args[0], &img); err != nil {
+					return err
+				}
+				var warnings []string
+				if found, warnings, err = svc.Match(ctx, s); err != nil {
+					return err
+				}
+				for _, w := range warnings {
+					log.Warn(w)
+				}
 			}
 			imageID := s.Image.Digest
 			kept, suppressed := vex.Apply(found, imageID, docs)
@@ -115,6 +125,72 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 	f.StringSliceVar(&filters.OnlyPackageType, "only-package-type", nil, "only these package types: deb, apk, rpm, golang, npm, pypi, maven, gem, cargo, composer, nuget")
 	f.StringSliceVar(&filters.OnlyCVEID, "only-cve-id", nil, "only these vulnerability ids (CVE, GHSA, ... matched against aliases too)")
 	return cmd
+}
+
+// storedResult returns the stored SBOM and findings of an image the watcher indexed, when input
+// is a bare reference (repository:tag, host/repository:tag or a digest) the store knows. Inputs
+// with a scheme (registry://, oci-dir://, ...) are always indexed afresh.
+func (g *globals) storedResult(ctx context.Context, st *store.Store, input, platform string) (*sbom.SBOM, []vuln.Finding, error) {
+	if strings.Contains(input, "://") {
+		return nil, nil, nil
+	}
+	digest := ""
+	if strings.HasPrefix(input, "sha256:") {
+		digest = input
+	} else {
+		repo, tag, ok := splitTag(input)
+		if !ok {
+			return nil, nil, nil
+		}
+		// The watcher names repositories as the registry lists them, without the host.
+		candidates := []string{repo}
+		if host, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+			candidates = append(candidates, rest)
+		}
+		for _, r := range candidates {
+			rows, err := st.Images(ctx, r)
+			if err != nil {
+				return nil, nil, err
+			}
+			want := platform
+			if want == "" {
+				want = image.HostPlatform().String()
+			}
+			for _, row := range rows {
+				// --platform picks; without it the host's platform, else the first one.
+				if row.Tag == tag && (row.Platform == want || platform == "" && digest == "") {
+					digest = row.Digest
+				}
+			}
+			if digest != "" {
+				break
+			}
+		}
+	}
+	if digest == "" {
+		return nil, nil, nil
+	}
+	s, err := st.Image(ctx, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	found, err := st.Findings(ctx, digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, found, nil
+}
+
+// splitTag splits repository:tag (a port in the host is not a tag).
+func splitTag(ref string) (repo, tag string, ok bool) {
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || strings.Contains(ref[i:], "/") || strings.Contains(ref, "@") {
+		return "", "", false
+	}
+	return ref[:i], ref[i+1:], true
 }
 
 // loadSBOM reads an sbom:// input or indexes an image.
