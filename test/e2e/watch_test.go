@@ -123,7 +123,7 @@ func TestWatchArtifactory(t *testing.T) {
 		ib.File("lib/apk/db/installed", ib.APKInstalled(ib.APKPkg{Name: "musl", Version: "1.2.4_git20230717-r5", Arch: "x86_64", Origin: "musl", License: "MIT"})),
 	))
 	push("frontend-web:1.0", vulnerable)
-	push("backend:1.0", vulnerable)         // not included by */frontend*
+	push("backend:1.0", vulnerable)          // not included by */frontend*
 	push("dta/frontend-old:1.0", vulnerable) // excluded by */dta/*
 
 	dataDir := t.TempDir()
