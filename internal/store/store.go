@@ -12,8 +12,7 @@
 //   - layers: the layers of each image (index, blob digest, diffID).
 //   - packages: the packages of each image with their match key (ecosystem, match_name),
 //     indexed by that key (on SQLite the table is clustered by it): the index from package key
-//     to images that makes re-matching
-//     incremental.
+//     to images that makes re-matching incremental.
 //   - advisories: OSV records by id, with the import source, modified time, a SHA-256 content
 //     hash (unchanged records are skipped on import) and compact JSON without the long details
 //     text, which is kept in its own column so the matcher's hot path decodes little.

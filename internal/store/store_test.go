@@ -677,3 +677,56 @@ func TestBadDSN(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestManyKeysAndRepeatedRecords crosses the lookup and write batch sizes and repeats a record
+// within one import batch.
+func TestManyKeysAndRepeatedRecords(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		s := open(t, dsn)
+		ctx := context.Background()
+		const n = 2*keyBatch + 37
+		var advs []*vuln.Advisory
+		var keys []PackageKey
+		for i := range n {
+			k := PackageKey{"npm", fmt.Sprintf("pkg-%d", i)}
+			keys = append(keys, k)
+			advs = append(advs, advisory(fmt.Sprintf("GHSA-%d", i), k))
+		}
+		// GHSA-0 again in the same batch, now affecting another package too.
+		again := advisory("GHSA-0", keys[0], keyLodash)
+		res := importAll(t, s, "osv:npm", true, append(advs, again)...)
+		if res.Added != n || res.Updated != 1 || len(res.ChangedKeys) != n+1 {
+			t.Fatalf("import %+v (%d changed keys)", ImportResult{Added: res.Added, Updated: res.Updated}, len(res.ChangedKeys))
+		}
+		got, err := s.AdvisoriesFor(ctx, append(keys, keyLodash))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n+1 || got[keyLodash][0].ID != "GHSA-0" || got[keys[n-1]][0].ID != fmt.Sprintf("GHSA-%d", n-1) {
+			t.Fatalf("AdvisoriesFor found %d keys", len(got))
+		}
+
+		pkgs := make([]sbom.Package, n)
+		for i := range pkgs {
+			pkgs[i] = sbom.Package{Type: sbom.TypeNPM, Name: keys[i].Name, Version: "1.0.0"}
+		}
+		if err := s.PutImage(ctx, testSBOM("sha256:many", pkgs...), keys); err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		if err := s.PackagesWithKeys(ctx, keys, func(StoredPackage) error { count++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if count != n {
+			t.Fatalf("PackagesWithKeys found %d, want %d", count, n)
+		}
+		stop := errors.New("stop")
+		if err := s.PackagesWithKeys(ctx, keys, func(StoredPackage) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("callback error not returned: %v", err)
+		}
+		ps, err := s.ImagePackages(ctx, "sha256:many")
+		if err != nil || len(ps) != n || ps[n-1].Package.Name != keys[n-1].Name {
+			t.Fatalf("ImagePackages: %d %v", len(ps), err)
+		}
+	})
+}
