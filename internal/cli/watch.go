@@ -27,6 +27,7 @@ type watchFlags struct {
 	refreshRegistry bool
 	interval        int
 	workers         int
+	maxAttempts     int
 	dryRun          bool
 	sbom            bool
 	insecure        []string
@@ -64,6 +65,7 @@ with CROWSNEST_REGISTRY_USER/_PASSWORD/_TOKEN and CROWSNEST_OCI_WEBHOOK_TOKEN.`,
 	fl.BoolVar(&f.refreshRegistry, "refresh-registry", false, "re-list the registry's repositories every interval")
 	fl.IntVar(&f.interval, "interval", 60, "seconds between listings")
 	fl.IntVar(&f.workers, "workers", 3, "images indexed at once")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 5, "attempts to index an image before it is recorded as failed")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "list and resolve the images that would be indexed; index nothing")
 	fl.BoolVar(&f.sbom, "sbom", true, "index packages (false: store image metadata only)")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", splitEnv("CROWSNEST_INSECURE_REGISTRIES"), "registry hosts reached over plain HTTP")
@@ -85,6 +87,9 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 	if f.workers <= 0 || f.workers > 64 {
 		return opts, fmt.Errorf("--workers %d: must be between 1 and 64", f.workers)
 	}
+	if f.maxAttempts <= 0 || f.maxAttempts > 100 {
+		return opts, fmt.Errorf("--max-attempts %d: must be between 1 and 100", f.maxAttempts)
+	}
 	for _, t := range f.tags {
 		re, err := regexp.Compile(t)
 		if err != nil {
@@ -102,7 +107,7 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 		insecure = append(insecure, cfg.Registry)
 	}
 	opts = watch.Options{Registry: cfg, Repositories: f.repositories, Tags: opts.Tags, AllImages: f.allImages,
-		RefreshRegistry: f.refreshRegistry, Interval: time.Duration(f.interval) * time.Second, Workers: f.workers,
+		RefreshRegistry: f.refreshRegistry, Interval: time.Duration(f.interval) * time.Second, Workers: f.workers, MaxAttempts: f.maxAttempts,
 		SBOM: f.sbom, WebhookAddr: f.webhookAddr,
 		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs")}}
 	return opts, nil

@@ -55,7 +55,18 @@ type Config struct {
 	// PollInterval is how often workers look for new jobs when the driver cannot be notified
 	// (SQLite). Default 200ms.
 	PollInterval time.Duration
+	// SoleWorker says this process is the only one working the queue (the caller holds a lock on
+	// an embedded database): jobs left running by a killed predecessor are made available again at
+	// Open instead of waiting for River's stuck-job rescuer.
+	SoleWorker bool
 }
+
+// JobTimeout bounds one job; a job running longer is canceled. Jobs left running by a dead
+// process are rescued after rescueAfter, which must exceed it.
+const (
+	JobTimeout  = 10 * time.Minute
+	rescueAfter = 15 * time.Minute
+)
 
 // Open connects to dsn (sqlite://PATH, a file path, or postgres://...) and migrates River's tables.
 func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
@@ -89,8 +100,20 @@ func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
 	q, err := open(ctx, riversqlite.New(db), cfg, func() { db.Close() })
 	if err != nil {
 		db.Close()
+		return nil, err
 	}
-	return q, err
+	if cfg.SoleWorker {
+		// River's own table: a job still "running" belongs to a process that died.
+		res, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+		if err != nil {
+			q.Close()
+			return nil, fmt.Errorf("queue: rescue jobs of a previous run: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			cfg.Logger.Warn("jobs interrupted by a previous run are queued again", "jobs", n)
+		}
+	}
+	return q, nil
 }
 
 func sqlitePath(dsn string) (string, error) {
@@ -135,7 +158,7 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		return nil, fmt.Errorf("queue: migrate: %w", err)
 	}
 	rc := &river.Config{Logger: cfg.Logger, MaxAttempts: cfg.MaxAttempts, PeriodicJobs: cfg.PeriodicJobs,
-		FetchPollInterval: cfg.PollInterval}
+		FetchPollInterval: cfg.PollInterval, JobTimeout: JobTimeout, RescueStuckJobsAfter: rescueAfter}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = 200 * time.Millisecond
 	}

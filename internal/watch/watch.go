@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -61,6 +62,7 @@ type Watcher struct {
 
 	mu    sync.Mutex
 	repos []string // the repositories being watched, from the last listing
+	lock  *os.File
 }
 
 // New builds a watcher. The queue is opened on dsn (the store's database) with the watcher's
@@ -82,12 +84,30 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &indexWorker{w: w})
 	river.AddWorker(workers, &deleteTagWorker{w: w})
-	q, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts, Logger: log})
+	sole := false
+	if path, ok := sqlitePath(dsn); ok {
+		lock, err := lockFile(path + ".watch.lock")
+		if err != nil {
+			return nil, err
+		}
+		w.lock, sole = lock, true
+	}
+	q, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts,
+		Logger: log, SoleWorker: sole})
 	if err != nil {
+		w.Close()
 		return nil, err
 	}
 	w.queue = q
 	return w, nil
+}
+
+// sqlitePath returns the file of an embedded database DSN.
+func sqlitePath(dsn string) (string, bool) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return "", false
+	}
+	return strings.TrimPrefix(dsn, "sqlite://"), true
 }
 
 // keychain gives pulls the registry's configured credentials, then the default ones.
@@ -106,8 +126,16 @@ func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { r
 // Queue exposes the job queue (for status output and tests).
 func (w *Watcher) Queue() queue.Queue { return w.queue }
 
-// Close releases the queue's database connections.
-func (w *Watcher) Close() error { return w.queue.Close() }
+// Close releases the queue's database connections and the data directory lock.
+func (w *Watcher) Close() error {
+	if w.queue != nil {
+		w.queue.Close()
+	}
+	if w.lock != nil {
+		w.lock.Close()
+	}
+	return nil
+}
 
 // Run watches until ctx ends: workers, the webhook receiver (when a port is configured) and the
 // polling loop. It returns after in-flight jobs finished.
@@ -275,10 +303,27 @@ func refByDigest(ref, digest string) string {
 	return ref + "@" + digest
 }
 
+// maxThrottleWaits bounds how often one listing waits out a 429 before giving up the round.
+const maxThrottleWaits = 5
+
 // list returns the tags to consider: every listed tag of the watched repositories that passes the
-// --repository and --tag filters.
+// --repository and --tag filters. A 429 from the registry is waited out as its Retry-After says.
 func (w *Watcher) list(ctx context.Context, first bool) ([]registry.Manifest, error) {
-	all, err := w.lister.Manifests(ctx)
+	var all []registry.Manifest
+	var err error
+	for attempt := 0; ; attempt++ {
+		all, err = w.lister.Manifests(ctx)
+		after, throttledNow := throttled(err)
+		if err == nil || !throttledNow || attempt == maxThrottleWaits {
+			break
+		}
+		w.log.Warn("registry throttled listing; waiting", "after", after)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(after):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", w.opts.Registry.Registry, err)
 	}
