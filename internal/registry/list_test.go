@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 func hexOf(s string) string { return fmt.Sprintf("%064x", []byte(s))[:64] }
@@ -483,4 +485,49 @@ func FuzzAQLPaths(f *testing.F) {
 			t.Fatalf("%q -> %q %q", p, img, tag)
 		}
 	})
+}
+
+// Distribution refuses n above its catalog.maxentries with 400 PAGINATION_NUMBER_INVALID; the
+// lister then lets the registry choose the page size and follows its Link pages.
+func TestOCIPageSizeAboveRegistryMaximum(t *testing.T) {
+	repos := []string{"a", "b", "c", "d", "e", "f", "g"}
+	var withN, withoutN int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		q := r.URL.Query()
+		if n, _ := strconv.Atoi(q.Get("n")); n > 3 {
+			withN++
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"errors":[{"code":"PAGINATION_NUMBER_INVALID","message":"invalid number of results requested","detail":{"n":%d}}]}`, n)
+			return
+		}
+		withoutN++
+		start := 0
+		if last := q.Get("last"); last != "" {
+			start = slices.Index(repos, last) + 1
+		}
+		end := min(start+3, len(repos))
+		if end < len(repos) {
+			w.Header().Set("Link", fmt.Sprintf(`</v2/_catalog?last=%s&n=3>; rel="next"`, repos[end-1]))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"repositories": repos[start:end]})
+	}))
+	defer srv.Close()
+	c, err := ParseConfigEnv("type=oci,registry="+strings.TrimPrefix(srv.URL, "http://")+",insecure=true", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(c, Options{PageSize: 100, Keychain: authn.NewMultiKeychain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Repositories(context.Background())
+	if err != nil || !reflect.DeepEqual(got, repos) {
+		t.Fatalf("repositories %v %v", got, err)
+	}
+	if withN != 1 || withoutN != 3 {
+		t.Errorf("%d refused requests and %d pages; want 1 and 3", withN, withoutN)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -84,15 +85,12 @@ func (o *OCI) Repositories(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		base := o.url("/v2/_catalog")
+		n := o.page
 		names, err = paginate(ctx, endpoint, func(ctx context.Context, last string) ([]string, http.Header, error) {
 			var body struct {
 				Repositories []string `json:"repositories"`
 			}
-			req, err := http.NewRequest(http.MethodGet, pageURL(base, o.page, last), nil)
-			if err != nil {
-				return nil, nil, err
-			}
-			h, err := getJSON(ctx, c, req, endpoint, &body)
+			h, err := o.getPage(ctx, c, base, &n, last, endpoint, &body)
 			return body.Repositories, h, err
 		})
 		if err != nil {
@@ -119,15 +117,12 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 		return nil, err
 	}
 	base := o.url("/v2/" + repo + "/tags/list")
+	n := o.page
 	tags, err := paginate(ctx, endpoint, func(ctx context.Context, last string) ([]string, http.Header, error) {
 		var body struct {
 			Tags []string `json:"tags"`
 		}
-		req, err := http.NewRequest(http.MethodGet, pageURL(base, o.page, last), nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		h, err := getJSON(ctx, c, req, endpoint, &body)
+		h, err := o.getPage(ctx, c, base, &n, last, endpoint, &body)
 		return body.Tags, h, err
 	})
 	if err != nil {
@@ -140,6 +135,26 @@ func (o *OCI) Tags(ctx context.Context, repo string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// getPage fetches one page asking for *n entries. A registry whose configured maximum is below
+// n refuses the request (distribution answers 400 PAGINATION_NUMBER_INVALID when n exceeds its
+// catalog.maxentries); the page is then asked again without n, which such a registry serves
+// with its own page size and a Link to the next page, and *n is cleared for the following pages.
+func (o *OCI) getPage(ctx context.Context, c *http.Client, base string, n *int, last, endpoint string, v any) (http.Header, error) {
+	for {
+		req, err := http.NewRequest(http.MethodGet, pageURL(base, *n, last), nil)
+		if err != nil {
+			return nil, err
+		}
+		h, err := getJSON(ctx, c, req, endpoint, v)
+		var se *StatusError
+		if *n > 0 && errors.As(err, &se) && se.StatusCode == http.StatusBadRequest && strings.Contains(se.Message, "PAGINATION_NUMBER_INVALID") {
+			*n = 0
+			continue
+		}
+		return h, err
+	}
 }
 
 // Manifests lists every tag of every repository; the distribution API gives no digests in

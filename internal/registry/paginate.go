@@ -97,10 +97,12 @@ func isRelNext(params string) bool {
 	return false
 }
 
-// pageURL appends n and last to base.
+// pageURL appends n (when positive) and last to base.
 func pageURL(base string, n int, last string) string {
 	q := url.Values{}
-	q.Set("n", fmt.Sprint(n))
+	if n > 0 {
+		q.Set("n", fmt.Sprint(n))
+	}
 	if last != "" {
 		q.Set("last", last)
 	}
