@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crowsnest-dev/crowsnest/internal/advisory"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/store"
 )
@@ -90,11 +88,11 @@ func (g *globals) importOne(ctx context.Context, svc *findings.Service, arg, sou
 		if source == "" {
 			source = arg
 		}
-		path, cleanup, _, err := g.download(ctx, svc.Store, source, arg, false)
+		path, _, err := svc.Download(ctx, httpClient(), source, arg, filepath.Join(g.dataDir, "tmp"), false)
 		if err != nil {
 			return findings.ImportReport{}, err
 		}
-		defer cleanup()
+		defer os.Remove(path)
 		return svc.Import(ctx, path, source, true)
 	}
 	abs, err := filepath.Abs(arg)
@@ -112,32 +110,8 @@ func (g *globals) importOne(ctx context.Context, svc *findings.Service, arg, sou
 	return svc.Import(ctx, abs, source, full)
 }
 
-// download fetches url (conditionally, with the validators of the source's last import) into the
-// data directory. notModified means the source is unchanged and there is nothing to import.
-func (g *globals) download(ctx context.Context, st *store.Store, source, url string, conditional bool) (path string, cleanup func(), notModified bool, err error) {
-	tmp := filepath.Join(g.dataDir, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return "", nil, false, err
-	}
-	var prev advisory.Validators
-	if conditional {
-		state, err := st.Source(ctx, source)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return "", nil, false, err
-		}
-		prev = advisory.Validators{ETag: state.ETag, LastModified: state.LastModified}
-	}
-	client := &http.Client{Timeout: 30 * time.Minute}
-	path, v, notModified, err := advisory.Fetch(ctx, client, url, tmp, prev)
-	if err != nil {
-		return "", nil, false, err
-	}
-	if err := st.SetSource(ctx, store.SourceState{Name: source, URL: url, ETag: v.ETag, LastModified: v.LastModified}); err != nil {
-		os.Remove(path)
-		return "", nil, false, err
-	}
-	return path, func() { os.Remove(path) }, notModified, nil
-}
+// httpClient downloads advisory archives (hundreds of MB on slow links).
+func httpClient() *http.Client { return &http.Client{Timeout: 30 * time.Minute} }
 
 func printImport(g *globals, rep findings.ImportReport) {
 	fmt.Fprintf(g.stdout, "%s: %d records read, %d skipped as malformed, %d withdrawn\n",
@@ -168,40 +142,21 @@ images use. Requests are conditional: an unchanged source costs one request and 
 				return err
 			}
 			defer closeFn()
-			if len(ecosystems) == 0 {
-				if ecosystems, err = svc.Store.Ecosystems(ctx); err != nil {
-					return err
-				}
-			}
-			sources := advisory.DefaultSources(ecosystems, mirror)
-			if len(sources) == 0 {
+			results, err := svc.Update(ctx, httpClient(), ecosystems, mirror, filepath.Join(g.dataDir, "tmp"))
+			if len(results) == 0 && err == nil {
 				fmt.Fprintln(g.stdout, "no ecosystems to update: index images first, or name them with --ecosystem")
 				return nil
 			}
-			var failed []string
-			for _, src := range sources {
-				name := "osv:" + src.Ecosystem
-				path, cleanup, notModified, err := g.download(ctx, svc.Store, name, src.URL, true)
-				if err != nil {
-					failed = append(failed, fmt.Sprintf("%s: %v", name, err))
-					continue
+			for _, r := range results {
+				switch {
+				case r.Err != nil: // listed in err, returned below
+				case r.NotModified:
+					fmt.Fprintf(g.stdout, "%s: unchanged\n", r.Name)
+				default:
+					printImport(g, r.Report)
 				}
-				if notModified {
-					fmt.Fprintf(g.stdout, "%s: unchanged\n", name)
-					continue
-				}
-				rep, err := svc.Import(ctx, path, name, true)
-				cleanup()
-				if err != nil {
-					failed = append(failed, fmt.Sprintf("%s: %v", name, err))
-					continue
-				}
-				printImport(g, rep)
 			}
-			if len(failed) > 0 {
-				return fmt.Errorf("update failed for %d of %d sources:\n  %s", len(failed), len(sources), strings.Join(failed, "\n  "))
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&mirror, "mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror laid out as <base>/<Ecosystem>/all.zip (env CROWSNEST_OSV_MIRROR)")

@@ -4,11 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	ib "github.com/crowsnest-dev/crowsnest/internal/testutil/imagebuild"
@@ -160,5 +163,51 @@ func TestBrokenArchiveLeavesTheStoreAsItWas(t *testing.T) {
 	out, _ := crowsnest(t, "cves", "--data-dir", dataDir, "--format", "json", vulnerableAlpine(t))
 	if n := len(parseCVEs(t, out).Findings); n != 4 {
 		t.Fatalf("after a failed import: %d findings, want the 4 from before", n)
+	}
+}
+
+// TestDBUpdateFromMirror serves an osv.dev-shaped mirror (<base>/<Ecosystem>/all.zip with ETags):
+// the first update imports, the second costs one conditional request and imports nothing.
+func TestDBUpdateFromMirror(t *testing.T) {
+	var zipBuf bytes.Buffer
+	zw := zip.NewWriter(&zipBuf)
+	rec, err := os.ReadFile(filepath.Join(advisoriesDir(t), "Alpine", "ALPINE-CVE-2025-26519.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := zw.Create("ALPINE-CVE-2025-26519.json")
+	w.Write(rec)
+	zw.Close()
+	var requests, notModified int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		if r.URL.Path != "/osv/Alpine/all.zip" {
+			http.NotFound(rw, r)
+			return
+		}
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified++
+			rw.WriteHeader(http.StatusNotModified)
+			return
+		}
+		rw.Header().Set("ETag", `"v1"`)
+		rw.Write(zipBuf.Bytes())
+	}))
+	defer srv.Close()
+	dataDir := t.TempDir()
+	out, _ := crowsnest(t, "db", "update", "--data-dir", dataDir, "--mirror", srv.URL+"/osv", "--ecosystem", "Alpine:v3.19")
+	if !strings.Contains(out, "osv:Alpine") || !strings.Contains(out, "advisories: 1 added") {
+		t.Fatalf("first update:\n%s", out)
+	}
+	out, _ = crowsnest(t, "db", "update", "--data-dir", dataDir, "--mirror", srv.URL+"/osv", "--ecosystem", "Alpine")
+	if !strings.Contains(out, "osv:Alpine: unchanged") || notModified != 1 || requests != 2 {
+		t.Fatalf("second update (requests %d, 304s %d):\n%s", requests, notModified, out)
+	}
+	out, _ = crowsnest(t, "db", "status", "--data-dir", dataDir)
+	if !strings.Contains(out, "osv:Alpine") {
+		t.Fatalf("db status:\n%s", out)
 	}
 }
