@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crowsnest-dev/crowsnest/internal/vuln"
@@ -61,6 +63,9 @@ type pendingAdvisory struct {
 	existed  bool
 }
 
+// importLockKey serializes advisory imports on PostgreSQL (migrationLockKey + 1).
+const importLockKey = migrationLockKey + 1
+
 // importBatch is how many advisories are written per multi-row statement.
 const importBatch = 500
 
@@ -82,6 +87,14 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 	}
 	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full,
 		known: map[string]knownAdvisory{}, pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
+	if s.dialect == dialectPostgres {
+		// Imports from several replicas run one at a time, each seeing the previous one's
+		// result (SQLite's write lock does this there).
+		if _, err := im.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(importLockKey)); err != nil {
+			im.abort()
+			return nil, fmt.Errorf("begin import of %s: lock: %w", source, err)
+		}
+	}
 	rows, err := im.tx.QueryContext(ctx, `SELECT id, source, hash FROM advisories`)
 	if err != nil {
 		im.abort()
@@ -399,53 +412,66 @@ func (im *Import) Rollback() error {
 // of keys is one shared value: callers must not modify it.
 func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[PackageKey][]*vuln.Advisory, error) {
 	keys = uniqueKeys(keys)
-	out := make(map[PackageKey][]*vuln.Advisory)
-	decoded := make(map[string]*vuln.Advisory)
+	type ref struct {
+		k  PackageKey
+		id string
+	}
+	var refs []ref
+	var raws []rawAdvisory
+	index := make(map[string]int) // id -> position in raws
 	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
-		var data []byte
 		for rows.Next() {
-			var k PackageKey
-			var id string
-			if err := rows.Scan(&k.Ecosystem, &k.Name, &id, &data); err != nil {
+			var r ref
+			var data []byte
+			if err := rows.Scan(&r.k.Ecosystem, &r.k.Name, &r.id, &data); err != nil {
 				return err
 			}
-			a, ok := decoded[id]
-			if !ok {
-				a = new(vuln.Advisory)
-				if err := json.Unmarshal(data, a); err != nil {
-					return fmt.Errorf("decode advisory %s: %w", id, err)
-				}
-				decoded[id] = a
+			if _, ok := index[r.id]; !ok {
+				index[r.id] = len(raws)
+				raws = append(raws, rawAdvisory{id: r.id, data: data})
 			}
-			out[k] = append(out[k], a)
+			refs = append(refs, r)
 		}
 		return rows.Err()
 	}
+	build := func() (map[PackageKey][]*vuln.Advisory, error) {
+		if err := decodeAdvisories(raws); err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		out := make(map[PackageKey][]*vuln.Advisory)
+		for _, r := range refs {
+			out[r.k] = append(out[r.k], raws[index[r.id]].a)
+		}
+		// Sorted here rather than in SQL: SQLite's sorter would copy every record's JSON.
+		for _, as := range out {
+			slices.SortFunc(as, func(a, b *vuln.Advisory) int { return strings.Compare(a.ID, b.ID) })
+		}
+		return out, nil
+	}
 	if s.dialect == dialectPostgres {
 		if len(keys) == 0 {
-			return out, nil
+			return map[PackageKey][]*vuln.Advisory{}, nil
 		}
 		es, ns := splitKeys(keys)
 		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.data
 			FROM unnest($1::text[], $2::text[]) AS k(e, n)
 			JOIN affected af ON af.ecosystem = k.e AND af.name = k.n
-			JOIN advisories a ON a.id = af.advisory_id
-			ORDER BY a.id`, es, ns)
+			JOIN advisories a ON a.id = af.advisory_id`, es, ns)
 		if err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
 		if err := scan(rows); err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
-		return out, nil
+		return build()
 	}
 	for start := 0; start < len(keys); start += keyBatch {
 		chunk := keys[start:min(len(keys), start+keyBatch)]
 		q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.data
 			FROM affected af JOIN advisories a ON a.id = af.advisory_id
 			WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
-		rows, err := s.db.QueryContext(ctx, q+`) ORDER BY a.id`, args...)
+		rows, err := s.db.QueryContext(ctx, q+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
@@ -453,7 +479,43 @@ func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[Packa
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
 	}
-	return out, nil
+	return build()
+}
+
+type rawAdvisory struct {
+	id   string
+	data []byte
+	a    *vuln.Advisory
+}
+
+// decodeAdvisories decodes raws in parallel: JSON decoding is most of a lookup's time.
+func decodeAdvisories(raws []rawAdvisory) error {
+	const minPerWorker = 64
+	workers := min(runtime.GOMAXPROCS(0), (len(raws)+minPerWorker-1)/minPerWorker)
+	if workers <= 1 {
+		return decodeRange(raws)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	per := (len(raws) + workers - 1) / workers
+	for w := range workers {
+		part := raws[min(len(raws), w*per):min(len(raws), (w+1)*per)]
+		wg.Go(func() { errs[w] = decodeRange(part) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func decodeRange(raws []rawAdvisory) error {
+	for i := range raws {
+		a := new(vuln.Advisory)
+		if err := json.Unmarshal(raws[i].data, a); err != nil {
+			return fmt.Errorf("decode advisory %s: %w", raws[i].id, err)
+		}
+		raws[i].a = a
+		raws[i].data = nil
+	}
+	return nil
 }
 
 // Advisory returns one stored advisory with its details, or ErrNotFound.
