@@ -245,9 +245,8 @@ func scanPackages(rows *sql.Rows, fn func(StoredPackage) error) error {
 const keyBatch = 500
 
 // PackagesWithKeys calls fn for every stored package whose match key is in keys, across all
-// images: the images to re-match after those keys' advisories changed. fn must not use the
-// Store's write methods on SQLite (the rows being read hold a connection, and it is fine to
-// collect and write afterwards).
+// images: the images to re-match after those keys' advisories changed. The query's rows stay
+// open while fn runs, so fn should be quick (collect, then match and write).
 func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func(StoredPackage) error) error {
 	keys = uniqueKeys(keys)
 	if s.dialect == dialectPostgres {
