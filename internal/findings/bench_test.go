@@ -1,0 +1,435 @@
+package findings
+
+// Benchmarks of issue 3's targets through the Service, on SQLite and PostgreSQL:
+//
+//	go test -run='^$' -bench=. -benchtime=5x ./internal/findings
+//
+// They only run with -bench: setup fills stores with 200k advisories and 10k images x 300
+// packages, which takes tens of seconds per backend.
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crowsnest-dev/crowsnest/internal/advisory"
+	"github.com/crowsnest-dev/crowsnest/internal/sbom"
+	"github.com/crowsnest-dev/crowsnest/internal/store"
+	"github.com/crowsnest-dev/crowsnest/internal/testutil/pgtest"
+)
+
+// Sizes from issue 3.
+const (
+	benchAdvisories    = 200_000
+	benchImages        = 10_000
+	benchImagePackages = 300
+	benchMatchPackages = 500
+	// benchKeyPool is the number of distinct package keys: 200k advisories give 5 per key, and
+	// an image's 300 packages are drawn from it.
+	benchKeyPool = 40_000
+	// benchArchiveRecords of about 1 KB each make the ~100 MB (uncompressed JSON) archive.
+	benchArchiveRecords = 100_000
+)
+
+// mix is splitmix64: deterministic, well spread, no shared state.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// benchEco describes key i of the pool: its OSV ecosystem, package name and the SBOM package
+// type that produces it. Two thirds are Debian source packages, the rest spread over language
+// ecosystems, like a typical estate.
+func benchEco(i int) (eco, name, typ string) {
+	n := strconv.Itoa(i)
+	switch i % 12 {
+	case 8:
+		return "PyPI", "py-package-" + n, sbom.TypePyPI
+	case 9:
+		return "npm", "@scope/npm-package-" + n, sbom.TypeNPM
+	case 10:
+		return "Go", "github.com/example/module-" + n, sbom.TypeGolang
+	case 11:
+		return "Maven", "org.example:artifact-" + n, sbom.TypeMaven
+	}
+	return "Debian:12", "source-package-" + n, sbom.TypeDeb
+}
+
+// advisoryKey is the pool key advisory i affects.
+func advisoryKey(i int) int { return int(mix(uint64(i)) % benchKeyPool) }
+
+// fixedFor is the fixed version of advisory i at revision rev: a change moves it, so images
+// gain or lose findings (package versions are 1.0.0 .. 1.9.0).
+func fixedFor(i, rev int) string {
+	if rev%2 == 1 {
+		return "1.3.0"
+	}
+	return "1." + strconv.Itoa(4+i%3) + ".0"
+}
+
+// osvRecord writes advisory i at revision rev as genuine OSV JSON of about 1 KB, shaped like
+// osv.dev's Debian and GHSA records (aliases, versions list, references, severity).
+func osvRecord(i, rev int) []byte {
+	eco, name, _ := benchEco(advisoryKey(i))
+	id := fmt.Sprintf("CVE-2024-%06d", i)
+	rec := map[string]any{
+		"schema_version": "1.7.3",
+		"id":             id,
+		"published":      "2024-01-01T00:00:00Z",
+		"modified":       time.Date(2024, 2, 1, 0, 0, rev, 0, time.UTC).Format(time.RFC3339),
+		"aliases":        []string{"GHSA-" + fmt.Sprintf("%04x-%04x-%04x", i&0xffff, mix(uint64(i))&0xffff, i>>4&0xffff)},
+		"summary":        "Buffer overflow in the frobnicator of " + name + " allows remote attackers to execute code",
+		"details":        strings.Repeat(fmt.Sprintf("Details of %s, revision %d. ", id, rev), 8),
+		"severity":       []map[string]string{{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}},
+		"references": []map[string]string{
+			{"type": "ADVISORY", "url": "https://security-tracker.debian.org/tracker/" + id},
+			{"type": "WEB", "url": "https://nvd.nist.gov/vuln/detail/" + id},
+			{"type": "FIX", "url": "https://github.com/example/project/commit/" + fmt.Sprintf("%040x", mix(uint64(i)))},
+		},
+		"affected": []map[string]any{{
+			"package": map[string]string{"ecosystem": eco, "name": name},
+			"ranges": []map[string]any{{"type": "ECOSYSTEM", "events": []map[string]string{
+				{"introduced": "0"}, {"fixed": fixedFor(i, rev)}}}},
+			"versions": []string{"1.0.0", "1.1.0", "1.2.0"},
+		}},
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		panic(err) // maps of strings always encode
+	}
+	return out
+}
+
+// writeArchive writes records [0, n) (those with keep(i)) at revision rev as an osv.dev-style
+// all.zip at path, via a temporary file so an interrupted run leaves no half archive behind.
+func writeArchive(tb testing.TB, path string, n, rev int, keep func(int) bool) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".archive-*")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	zw := zip.NewWriter(f)
+	for i := range n {
+		if keep != nil && !keep(i) {
+			continue
+		}
+		w, err := zw.Create(fmt.Sprintf("CVE-2024-%06d.json", i))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := w.Write(osvRecord(i, rev)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// cachedArchive returns the path of an archive kept across runs under the user cache dir
+// (CROWSNEST_BENCH_CACHE overrides it), generating it on first use.
+func cachedArchive(tb testing.TB, name string, n, rev int, keep func(int) bool) string {
+	tb.Helper()
+	dir := os.Getenv("CROWSNEST_BENCH_CACHE")
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "crowsnest-bench")
+	}
+	// The generator's version is in the name: a changed generator must not reuse old archives.
+	path := filepath.Join(dir, "v1-"+name+".zip")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	start := time.Now()
+	writeArchive(tb, path, n, rev, keep)
+	tb.Logf("generated %s in %v", path, time.Since(start).Round(time.Millisecond))
+	return path
+}
+
+func benchBackends(b *testing.B, fn func(b *testing.B, s *Service)) {
+	run := func(b *testing.B, dsn string) {
+		st, err := store.Open(context.Background(), dsn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		fn(b, &Service{Store: st})
+	}
+	b.Run("sqlite", func(b *testing.B) { run(b, "sqlite://"+filepath.Join(b.TempDir(), "bench.db")) })
+	b.Run("postgres", func(b *testing.B) { run(b, pgtest.DSN(b)) })
+}
+
+// loadAdvisories imports the 200k baseline advisories (revision 0) through the store.
+func loadAdvisories(b *testing.B, s *Service) {
+	b.Helper()
+	start := time.Now()
+	imp, err := s.Store.BeginImport(context.Background(), "bench", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range benchAdvisories {
+		a, err := advisory.Parse(osvRecord(i, 0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Source = "bench"
+		if err := imp.Put(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := imp.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s: %d advisories stored in %v", s.Store.Dialect(), benchAdvisories, time.Since(start).Round(time.Millisecond))
+}
+
+// benchPackage is package p of image img: a pool key and a version 1.0.0 .. 1.9.0.
+func benchPackage(img, p int) (key int, version string) {
+	h := mix(uint64(img)<<20 | uint64(p))
+	return int(h % benchKeyPool), "1." + strconv.Itoa(int(h>>32%10)) + ".0"
+}
+
+func benchSBOM(img, n int) *sbom.SBOM {
+	d := fmt.Sprintf("sha256:%064x", img)
+	sb := &sbom.SBOM{
+		Image: sbom.Image{Digest: d, Reference: "registry.example/app@" + d, Name: "registry.example/app"},
+		OS:    &sbom.OS{ID: "debian", VersionID: "12"},
+	}
+	for p := range n {
+		k, v := benchPackage(img, p)
+		_, name, typ := benchEco(k)
+		pkg := sbom.Package{Type: typ, Name: name, Version: v, PURL: "pkg:" + typ + "/" + name + "@" + v}
+		if typ == sbom.TypeDeb {
+			pkg.Source = &sbom.Source{Name: name}
+		}
+		sb.Packages = append(sb.Packages, pkg)
+	}
+	return sb
+}
+
+// fillImages stores benchImages images of benchImagePackages packages with multi-row INSERTs,
+// 500 images per transaction: the rows PutImage writes, minus the SBOM blob (a stub), which
+// re-matching never reads. PutImage itself is measured by BenchmarkPutImage.
+func fillImages(b *testing.B, s *Service) {
+	b.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	db := s.Store.DB()
+	sqlite := s.Store.Dialect() == "sqlite"
+	const perTx = 500
+	for first := 0; first < benchImages; first += perTx {
+		last := min(benchImages, first+perTx)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var imgs [][]any
+		var pkgs [][]any
+		for img := first; img < last; img++ {
+			sb := benchSBOM(img, benchImagePackages)
+			imgs = append(imgs, []any{sb.Image.Digest, sb.Image.Reference, sb.Image.Name, "linux/amd64", "debian", "12", int64(1), benchImagePackages, []byte{}})
+			for i, k := range Keys(sb) {
+				p := sb.Packages[i]
+				pkgs = append(pkgs, []any{sb.Image.Digest, i, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name})
+			}
+		}
+		if err := insertMany(ctx, tx, sqlite, `INSERT INTO images (digest, reference, name, platform, os_id, os_version, indexed_at, package_count, sbom) VALUES `, imgs); err != nil {
+			b.Fatal(err)
+		}
+		if err := insertMany(ctx, tx, sqlite, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `, pkgs); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%s: %d images x %d packages stored in %v", s.Store.Dialect(), benchImages, benchImagePackages, time.Since(start).Round(time.Millisecond))
+}
+
+func insertMany(ctx context.Context, tx *sql.Tx, sqlite bool, prefix string, rows [][]any) error {
+	cols := len(rows[0])
+	per := 30000 / cols
+	for len(rows) > 0 {
+		chunk := rows[:min(per, len(rows))]
+		rows = rows[len(chunk):]
+		var q strings.Builder
+		q.WriteString(prefix)
+		args := make([]any, 0, len(chunk)*cols)
+		for r, row := range chunk {
+			if r > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteByte('(')
+			for c := range cols {
+				if c > 0 {
+					q.WriteByte(',')
+				}
+				if sqlite {
+					q.WriteByte('?')
+				} else {
+					q.WriteString("$" + strconv.Itoa(len(args)+c+1))
+				}
+			}
+			q.WriteByte(')')
+			args = append(args, row...)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkMatchImage matches one image of 500 packages of mixed ecosystems against 200k
+// stored advisories (issue 3 target: <= 50 ms).
+func BenchmarkMatchImage(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Service) {
+		loadAdvisories(b, s)
+		sb := benchSBOM(1_000_000, benchMatchPackages)
+		ctx := context.Background()
+		var found int
+		for b.Loop() {
+			f, _, err := s.Match(ctx, sb)
+			if err != nil {
+				b.Fatal(err)
+			}
+			found = len(f)
+		}
+		if found == 0 {
+			b.Fatal("no findings: the benchmark matches nothing")
+		}
+		b.ReportMetric(float64(found), "findings/op")
+	})
+}
+
+// BenchmarkRematch1Percent imports a change of 1% of the 200k advisories (2000 records whose
+// fixed version moves) as an OSV archive through Service.Import, with 10k images x 300 packages
+// stored, and so measures the import plus the re-match of every image the change concerns
+// (issue 3 target: <= 5 s). Rounds alternate between two revisions, so every round changes all
+// 2000 records and images gain or lose findings each time.
+func BenchmarkRematch1Percent(b *testing.B) {
+	changed := func(i int) bool { return i%100 == 0 }
+	revs := [2]string{
+		cachedArchive(b, "change-rev1", benchAdvisories, 1, changed),
+		cachedArchive(b, "change-rev2", benchAdvisories, 2, changed),
+	}
+	benchBackends(b, func(b *testing.B, s *Service) {
+		loadAdvisories(b, s)
+		fillImages(b, s)
+		ctx := context.Background()
+		// A first change brings the findings of the concerned packages in, as if the estate
+		// had been matched before.
+		start := time.Now()
+		if _, err := s.Import(ctx, revs[1], "bench", false); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: initial findings in %v", s.Store.Dialect(), time.Since(start).Round(time.Millisecond))
+		round := 0
+		var rep ImportReport
+		for b.Loop() {
+			var err error
+			rep, err = s.Import(ctx, revs[round%2], "bench", false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			round++
+			if rep.Import.Updated != benchAdvisories/100 {
+				b.Fatalf("import %+v: want %d updated", rep.Import, benchAdvisories/100)
+			}
+		}
+		if rep.Changes.Added+rep.Changes.Removed == 0 {
+			b.Fatalf("change %+v: no finding changed", rep.Changes)
+		}
+		b.ReportMetric(float64(rep.Changes.Added+rep.Changes.Removed), "finding-changes/op")
+		b.ReportMetric(float64(len(rep.Import.ChangedKeys)), "keys/op")
+	})
+}
+
+// BenchmarkImportArchive imports a ~100 MB (uncompressed JSON) OSV all.zip of 100k records
+// into an empty advisory table (issue 3 target: <= 60 s).
+func BenchmarkImportArchive(b *testing.B) {
+	path := cachedArchive(b, "all-100k", benchArchiveRecords, 0, nil)
+	size := archiveJSONBytes(b, path)
+	b.Logf("archive %s: %d MB of JSON", path, size>>20)
+	benchBackends(b, func(b *testing.B, s *Service) {
+		ctx := context.Background()
+		for b.Loop() {
+			rep, err := s.Import(ctx, path, "bench", true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rep.Import.Added != benchArchiveRecords {
+				b.Fatalf("import %+v", rep.Import)
+			}
+			b.StopTimer()
+			if _, err := s.Store.DB().Exec(`DELETE FROM affected`); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Store.DB().Exec(`DELETE FROM advisories`); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(benchArchiveRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+}
+
+func archiveJSONBytes(tb testing.TB, path string) uint64 {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer zr.Close()
+	var n uint64
+	for _, f := range zr.File {
+		n += f.UncompressedSize64
+	}
+	return n
+}
+
+// BenchmarkPutImage stores one image of 300 packages (SBOM blob included) the way indexing
+// does, to say what filling the 10k-image store through PutImage would cost.
+func BenchmarkPutImage(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *Service) {
+		ctx := context.Background()
+		sbs := make([]*sbom.SBOM, 64)
+		for i := range sbs {
+			sbs[i] = benchSBOM(i, benchImagePackages)
+		}
+		var raw bytes.Buffer
+		_ = json.NewEncoder(&raw).Encode(sbs[0])
+		i := 0
+		for b.Loop() {
+			sb := sbs[i%len(sbs)]
+			if err := s.Store.PutImage(ctx, sb, Keys(sb)); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(raw.Len()), "sbom-bytes")
+	})
+}
