@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
 	"github.com/crowsnest-dev/crowsnest/internal/layercache"
+	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract/catalog"
 	"github.com/crowsnest-dev/crowsnest/internal/watch"
@@ -32,6 +34,8 @@ type watchFlags struct {
 	sbom            bool
 	insecure        []string
 	webhookAddr     string
+	advisoryRefresh time.Duration
+	osvMirror       string
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -70,6 +74,8 @@ with CROWSNEST_REGISTRY_USER/_PASSWORD/_TOKEN and CROWSNEST_OCI_WEBHOOK_TOKEN.`,
 	fl.BoolVar(&f.sbom, "sbom", true, "index packages (false: store image metadata only)")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", splitEnv("CROWSNEST_INSECURE_REGISTRIES"), "registry hosts reached over plain HTTP")
 	fl.StringVar(&f.webhookAddr, "webhook-addr", "", "listen address of the webhook receiver (default :PORT from --registry)")
+	fl.DurationVar(&f.advisoryRefresh, "advisory-refresh", 0, "refresh advisories (osv.dev or --osv-mirror) this often and re-match stored images, e.g. 6h (0: never; use crowsnest db update)")
+	fl.StringVar(&f.osvMirror, "osv-mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror for --advisory-refresh (env CROWSNEST_OSV_MIRROR)")
 	cmd.MarkFlagRequired("registry")
 	return cmd
 }
@@ -109,7 +115,8 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 	opts = watch.Options{Registry: cfg, Repositories: f.repositories, Tags: opts.Tags, AllImages: f.allImages,
 		RefreshRegistry: f.refreshRegistry, Interval: time.Duration(f.interval) * time.Second, Workers: f.workers, MaxAttempts: f.maxAttempts,
 		SBOM: f.sbom, WebhookAddr: f.webhookAddr,
-		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs")}}
+		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs")},
+		Refresh:      refresh.Config{Interval: f.advisoryRefresh, Mirror: f.osvMirror, TempDir: filepath.Join(dataDir, "tmp")}}
 	return opts, nil
 }
 
@@ -122,6 +129,7 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 	if err != nil {
 		return err
 	}
+	opts.Refresh.Log = log
 	lister, err := registry.New(opts.Registry, registry.Options{})
 	if err != nil {
 		return err

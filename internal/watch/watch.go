@@ -23,6 +23,7 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
 	"github.com/crowsnest-dev/crowsnest/internal/queue"
+	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 )
@@ -49,6 +50,8 @@ type Options struct {
 	WebhookAddr string
 	// ImageOptions are used to pull images (cache directory, insecure hosts, transport).
 	ImageOptions image.Options
+	// Refresh schedules advisory refreshes (off when its Interval is 0).
+	Refresh refresh.Config
 }
 
 // Watcher runs the watch workflow.
@@ -84,6 +87,7 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &indexWorker{w: w})
 	river.AddWorker(workers, &deleteTagWorker{w: w})
+	periodic := refresh.Register(workers, svc, opts.Refresh)
 	sole := false
 	if path, ok := sqlitePath(dsn); ok {
 		lock, err := lockFile(path + ".watch.lock")
@@ -93,7 +97,7 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 		w.lock, sole = lock, true
 	}
 	q, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts,
-		Logger: log, SoleWorker: sole})
+		Logger: log, SoleWorker: sole, PeriodicJobs: periodic})
 	if err != nil {
 		w.Close()
 		return nil, err
