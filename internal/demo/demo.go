@@ -267,9 +267,7 @@ func (d *demo) startRegistry() error {
 		Upstream: "http://" + upAddr,
 		Users:    []artifactory.User{{Name: artifactory.DefaultUser, Password: d.password, Admin: true}},
 		Webhook:  artifactory.WebhookOptions{Backoff: []time.Duration{500 * time.Millisecond, 2 * time.Second}},
-		Logf: func(format string, args ...any) {
-			d.log.Debug("artifactory emulator: " + fmt.Sprintf(format, args...))
-		},
+		Logf:     func(format string, args ...any) { d.log.Debug(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return err
