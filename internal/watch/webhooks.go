@@ -107,7 +107,8 @@ func (w *Watcher) intake(ctx context.Context, ev webhook.Event) (bool, error) {
 	if ev.RepoKey != "" {
 		repo = ev.RepoKey + "/" + ev.Repository
 	}
-	if ev.Kind == webhook.Ignored || ev.Tag == "" || !w.repositoryWanted(repo) || !w.configuredRepository(ev.RepoKey) {
+	if ev.Kind == webhook.Ignored || ev.Tag == "" || !w.repositoryWanted(repo) || !w.configuredRepository(ev.RepoKey) ||
+		!w.opts.Registry.Allows(repo) {
 		w.log.Debug("webhook event ignored", "event", ev.ID, "kind", ev.Kind, "repository", repo, "reason", ev.Reason)
 		return false, nil
 	}
@@ -123,7 +124,20 @@ func (w *Watcher) intake(ctx context.Context, ev webhook.Event) (bool, error) {
 				return false, err
 			}
 		}
-		_, err := w.Enqueue(ctx, repo, ev.Tag, digest, "push")
+		// A tag already at this digest is indexed, or was present when the watcher started (the
+		// baseline of a run without --all-images); polling would not queue it either. This keeps
+		// out a registry's late delivery of a push made before the start (the distribution
+		// registry retries undelivered notifications until they succeed) and redeliveries of
+		// events already handled.
+		current, err := w.svc.Store.TagDigest(ctx, repo, ev.Tag)
+		if err != nil {
+			return false, err
+		}
+		if current == digest {
+			w.log.Debug("push of a known tag ignored", "repository", repo, "tag", ev.Tag, "digest", digest)
+			return false, nil
+		}
+		_, err = w.Enqueue(ctx, repo, ev.Tag, digest, "push")
 		w.log.Info("push received", "repository", repo, "tag", ev.Tag, "digest", digest)
 		return err == nil, err
 	case webhook.Delete:
