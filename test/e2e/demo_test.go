@@ -146,12 +146,15 @@ func TestDemoKeepRunning(t *testing.T) {
 		ib.File("etc/os-release", []byte("ID=alpine\nVERSION_ID=3.19.1\n")),
 		ib.File("lib/apk/db/installed", ib.APKInstalled(ib.APKPkg{Name: "musl", Version: "1.2.4_git20230717-r4", Arch: "x86_64", Origin: "musl", License: "MIT"})),
 	))
-	ref, err := name.ParseReference(m[1]+"/docker-local/frontend-mine:1.0", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: secret})); err != nil {
-		t.Fatalf("push to the running demo: %v", err)
+	// backend is outside include=*/frontend*: its webhook is acknowledged, not indexed.
+	for _, repo := range []string{"backend:2.0", "frontend-mine:1.0"} {
+		ref, err := name.ParseReference(m[1]+"/docker-local/"+repo, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: secret})); err != nil {
+			t.Fatalf("push %s to the running demo: %v", repo, err)
+		}
 	}
 	demoDir := filepath.Join(dataDir, "demo")
 	deadline = time.Now().Add(60 * time.Second)
@@ -160,6 +163,10 @@ func TestDemoKeepRunning(t *testing.T) {
 			t.Fatalf("the pushed image was not indexed:\n%s\n%s", images(t, demoDir), errOut.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	if l := images(t, demoDir); strings.Contains(l, "backend") {
+		t.Fatalf("a webhook outside the include glob was indexed:\n%s", l)
 	}
 
 	cancel()
