@@ -23,7 +23,7 @@ type fixture struct {
 }
 
 // fileTime is every entry's modification time: the same fixture always has the same digest, so
-// a second demo run reuses the layer cache.
+// every run prints the same digests and the docs can quote them.
 var fileTime = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
 type file struct {
