@@ -181,9 +181,12 @@ func (d *demo) run(ctx context.Context) error {
 	if !d.opts.KeepRunning {
 		return nil
 	}
-	if err := d.printRunning(); err != nil {
+	pwFile, err := d.printRunning()
+	if err != nil {
 		return err
 	}
+	// The password dies with this run.
+	defer os.Remove(pwFile)
 	select {
 	case <-ctx.Done():
 	case err := <-d.watchDone:

@@ -113,22 +113,24 @@ func (d *demo) deliveryNote(f fixture) string {
 
 // printRunning tells the user how to reach the services the demo keeps running. The password is
 // in a file only its owner can read, so it never lands in a terminal log.
-func (d *demo) printRunning() error {
-	pwFile := filepath.Join(d.dir, "artifactory-password")
+func (d *demo) printRunning() (pwFile string, err error) {
+	pwFile = filepath.Join(d.dir, "artifactory-password")
 	if err := os.WriteFile(pwFile, []byte(d.password+"\n"), 0o600); err != nil {
-		return err
+		return "", err
 	}
 	out := d.opts.Out
 	fmt.Fprintf(out, "\nStill running until Ctrl-C:\n")
 	fmt.Fprintf(out, "  Artifactory emulator  http://%s/artifactory (user %s, password in %s)\n", d.emuAddr, artifactory.DefaultUser, pwFile)
 	fmt.Fprintf(out, "  Docker registry       %s/%s/<image>:<tag> (plain HTTP)\n", d.emuAddr, Repository)
 	fmt.Fprintf(out, "  Webhook receiver      http://127.0.0.1:%d/ (Artifactory sends every push in %s to it)\n", d.webhookPort, Repository)
-	fmt.Fprintf(out, "\nPush an image and watch it being indexed:\n\n")
+	ref := d.emuAddr + "/" + Repository + "/frontend-alpine:3.19"
+	fmt.Fprintf(out, "\nPush an image (its name must match %s) and watch it being indexed:\n\n", Include)
 	fmt.Fprintf(out, "  crane auth login %s -u %s --password-stdin < %s\n", d.emuAddr, artifactory.DefaultUser, shellQuote(pwFile))
-	fmt.Fprintf(out, "  crane copy alpine:3.19 %s/%s/frontend-alpine:3.19 --insecure\n", d.emuAddr, Repository)
+	fmt.Fprintf(out, "  crane copy alpine:3.19 %s\n", ref)
+	fmt.Fprintf(out, "  (or: docker login %s -u %s --password-stdin < %s; docker tag alpine:3.19 %s; docker push %s)\n",
+		d.emuAddr, artifactory.DefaultUser, shellQuote(pwFile), ref, ref)
 	fmt.Fprintf(out, "  %s images --data-dir %s\n", d.opts.Command, shellQuote(d.dir))
-	fmt.Fprintf(out, "\n(docker push needs %s in the daemon's insecure-registries.)\n", d.emuAddr)
-	return nil
+	return pwFile, nil
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -181,4 +181,7 @@ func TestDemoKeepRunning(t *testing.T) {
 	if strings.Contains(out.String(), secret) || strings.Contains(errOut.String(), secret) {
 		t.Fatal("the Artifactory password appears in the demo's output")
 	}
+	if _, err := os.Stat(pw[1]); !os.IsNotExist(err) {
+		t.Errorf("the password file outlived the demo: %v", err)
+	}
 }
