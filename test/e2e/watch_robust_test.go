@@ -314,6 +314,11 @@ func TestWatchKill9MidBackfill(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The job whose "image indexed" line came last was still running when the process died (its
+	// tag not yet pointed, River's completion not yet written); the new run takes it up again.
+	if !strings.Contains(log2.String(), "jobs interrupted by a previous run are queued again") {
+		t.Errorf("the restarted watcher re-queued no interrupted job:\n%s", log2.String())
+	}
 	got := tagDigests(t, st)
 	for k, d := range want {
 		if got[k] != d {
