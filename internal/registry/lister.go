@@ -71,6 +71,11 @@ func New(cfg Config, opts Options) (Lister, error) {
 	return nil, fmt.Errorf("registry type %q has no lister", cfg.Type)
 }
 
+// Allows reports whether a repository name ("<repoKey>/<image path>" for artifactory, the
+// repository path for oci) passes the include/exclude globs. Webhook events are held to it too:
+// a push must not bring in what the listing filters out.
+func (c Config) Allows(repo string) bool { return filter{c.Includes, c.Excludes}.allows(repo) }
+
 // filter applies include/exclude globs (path.Match syntax, validated by ParseConfig). A name
 // passes when it matches some include (or there are none) and no exclude.
 type filter struct{ includes, excludes []string }
