@@ -197,3 +197,63 @@ func BenchmarkPackagesWithKeys(b *testing.B) {
 		b.ReportMetric(float64(n), "packages/op")
 	})
 }
+
+// BenchmarkReplaceFindingsBatch re-writes the findings of 5000 of 10k stored images (30
+// findings each) within a scope of 3 keys, each image losing 3 findings and gaining 3: the
+// write side of a re-match after an advisory change.
+func BenchmarkReplaceFindingsBatch(b *testing.B) {
+	const images, perImage, touched, scoped = benchImages, 30, benchImages / 2, 3
+	benchBackends(b, func(b *testing.B, dsn string) {
+		s := open(b, dsn)
+		ctx := context.Background()
+		fillImages(b, s, images, 0)
+		findingsOf := func(img int, from, to int, state string) []vuln.Finding {
+			var fs []vuln.Finding
+			for f := from; f < to; f++ {
+				k := benchKey((img*7 + f) % benchKeyPool)
+				id := fmt.Sprintf("CVE-2024-%d", f)
+				if f < scoped {
+					id += state
+				}
+				fs = append(fs, vuln.Finding{
+					Package:         vuln.PackageRef{Type: "deb", Name: k.Name, Version: "1.0-1", PURL: "pkg:deb/debian/" + k.Name + "@1.0-1", Ecosystem: k.Ecosystem, MatchName: k.Name},
+					VulnerabilityID: id, Aliases: []string{"DSA-1234-1", "GHSA-aaaa-bbbb-cccc"}, Summary: "Buffer overflow in the frobnicator",
+					Severity: vuln.SeverityHigh, CVSSScore: 8.1, CVSSVector: "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H", FixedVersion: "1.0-2",
+					AffectedRange: "<1.0-2", URLs: []string{"https://security-tracker.debian.org/tracker/" + id},
+				})
+			}
+			return fs
+		}
+		now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+		for start := 0; start < images; start += 1000 {
+			var ups []FindingsUpdate
+			for img := start; img < min(images, start+1000); img++ {
+				ups = append(ups, FindingsUpdate{Digest: benchDigest(img), Findings: findingsOf(img, 0, perImage, "-a")})
+			}
+			if _, err := s.ReplaceFindingsBatch(ctx, ups, "push", now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		state := []string{"-b", "-a"}
+		i := 0
+		for b.Loop() {
+			ups := make([]FindingsUpdate, touched)
+			for img := range ups {
+				var scope []PackageKey
+				for f := range scoped {
+					scope = append(scope, benchKey((img*7+f)%benchKeyPool))
+				}
+				ups[img] = FindingsUpdate{Digest: benchDigest(img), Scope: scope, Findings: findingsOf(img, 0, scoped, state[i%2])}
+			}
+			sum, err := s.ReplaceFindingsBatch(ctx, ups, "advisory-update", now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if sum.Added != touched*scoped || sum.Removed != touched*scoped {
+				b.Fatalf("summary %+v", sum)
+			}
+			i++
+		}
+		b.ReportMetric(float64(touched)*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+}

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -44,15 +46,24 @@ func (s *Store) ReplaceFindings(ctx context.Context, digest string, scope []Pack
 	return sum.Added, sum.Removed, err
 }
 
+// storedFinding is what a replacement reads of a stored finding: its key and content hash, not
+// its JSON (the removed ones' JSON comes back from the DELETE).
 type storedFinding struct {
-	ecosystem, matchName string
-	data                 []byte
+	typ, name, version, vulnID string
+	ecosystem, matchName       string
+	hash                       []byte
 }
 
 type findingRow struct {
 	digest string
 	f      *vuln.Finding
 	data   []byte
+	hash   []byte
+}
+
+// findingKey is the same key as vuln.Finding.Key.
+func findingKey(typ, name, version, id string) string {
+	return typ + "\x00" + name + "\x00" + version + "\x00" + id
 }
 
 // ReplaceFindingsBatch applies several images' updates in one transaction.
@@ -78,8 +89,8 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		if err != nil {
 			return err
 		}
-		var inserts, deletes, updatesRows, changes []findingRow
-		var changeKinds []string
+		var inserts, updatesRows []findingRow
+		var deletes []storedFindingRef
 		for _, u := range updates {
 			var scope map[PackageKey]struct{}
 			if u.Scope != nil {
@@ -108,16 +119,15 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 				if err != nil {
 					return fmt.Errorf("image %s: encode finding %s: %w", u.Digest, f.VulnerabilityID, err)
 				}
-				r := findingRow{digest: u.Digest, f: f, data: data}
+				h := sha256.Sum256(data)
+				r := findingRow{digest: u.Digest, f: f, data: data, hash: h[:]}
 				prev, ok := old[key]
 				switch {
 				case !ok:
 					inserts = append(inserts, r)
-					changes = append(changes, r)
-					changeKinds = append(changeKinds, vuln.ChangeAdded)
 					gained = true
 					sum.Added++
-				case !bytes.Equal(prev.data, data):
+				case !bytes.Equal(prev.hash, r.hash):
 					updatesRows = append(updatesRows, r)
 				}
 			}
@@ -130,14 +140,7 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 				if _, ok := seen[key]; ok {
 					continue
 				}
-				var f vuln.Finding
-				if err := json.Unmarshal(prev.data, &f); err != nil {
-					return fmt.Errorf("image %s: decode stored finding: %w", u.Digest, err)
-				}
-				r := findingRow{digest: u.Digest, f: &f, data: prev.data}
-				deletes = append(deletes, r)
-				changes = append(changes, r)
-				changeKinds = append(changeKinds, vuln.ChangeRemoved)
+				deletes = append(deletes, storedFindingRef{digest: u.Digest, f: prev})
 				lost = true
 				sum.Removed++
 			}
@@ -148,21 +151,25 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 				sum.ImagesLost++
 			}
 		}
-		if err := deleteFindings(ctx, tx, deletes); err != nil {
+		removed, err := deleteFindings(ctx, tx, deletes)
+		if err != nil {
 			return err
 		}
+		if len(removed) != len(deletes) {
+			return fmt.Errorf("deleted %d findings, expected %d: concurrent change", len(removed), len(deletes))
+		}
 		if err := insertRows(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-			ecosystem, match_name, severity, fixed_version, data) VALUES `, 10, len(inserts), func(i int, args []any) []any {
+			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `, 11, len(inserts), func(i int, args []any) []any {
 			r := inserts[i]
 			p := &r.f.Package
 			return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-				p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.data)
+				p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
 		}); err != nil {
 			return fmt.Errorf("insert findings: %w", err)
 		}
 		if len(updatesRows) > 0 {
 			stmt, err := tx.PrepareContext(ctx, `UPDATE findings SET ecosystem = $6, match_name = $7, severity = $8,
-				fixed_version = $9, data = $10
+				fixed_version = $9, hash = $10, data = $11
 				WHERE image_digest = $1 AND pkg_type = $2 AND pkg_name = $3 AND pkg_version = $4 AND vuln_id = $5`)
 			if err != nil {
 				return fmt.Errorf("update findings: %w", err)
@@ -171,15 +178,20 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 			for _, r := range updatesRows {
 				p := &r.f.Package
 				if _, err := stmt.ExecContext(ctx, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.data); err != nil {
+					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data); err != nil {
 					return fmt.Errorf("update findings: %w", err)
 				}
 			}
 		}
 		ts := now.UnixNano()
-		if err := insertRows(ctx, tx, `INSERT INTO finding_changes (time, image_digest, kind, reason, data) VALUES `, 5, len(changes),
+		n := len(inserts)
+		if err := insertRows(ctx, tx, `INSERT INTO finding_changes (time, image_digest, kind, reason, data) VALUES `, 5, n+len(removed),
 			func(i int, args []any) []any {
-				return append(args, ts, changes[i].digest, changeKinds[i], reason, changes[i].data)
+				if i < n {
+					return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].data)
+				}
+				r := removed[i-n]
+				return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.data)
 			}); err != nil {
 			return fmt.Errorf("record finding changes: %w", err)
 		}
@@ -191,59 +203,122 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 	return sum, nil
 }
 
-// loadFindings reads the stored findings of digests, by digest and finding key.
+type storedFindingRef struct {
+	digest string
+	f      storedFinding
+}
+
+// removedFinding is a deleted finding's image and JSON, for its change event.
+type removedFinding struct {
+	digest string
+	data   []byte
+}
+
+// loadFindings reads the keys and hashes of the stored findings of digests, by digest and
+// finding key.
 func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]map[string]storedFinding, error) {
 	out := make(map[string]map[string]storedFinding, len(digests))
-	for start := 0; start < len(digests); start += digestBatch {
-		chunk := digests[start:min(len(digests), start+digestBatch)]
-		q, args := idInQuery(tx.d, `SELECT image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, data
-			FROM findings WHERE image_digest IN (`, chunk)
-		rows, err := tx.QueryContext(ctx, q+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("read findings: %w", err)
-		}
+	const cols = `image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, hash`
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
 		for rows.Next() {
-			var d, typ, name, version, id string
+			var d string
 			var f storedFinding
-			if err := rows.Scan(&d, &typ, &name, &version, &id, &f.ecosystem, &f.matchName, &f.data); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read findings: %w", err)
+			if err := rows.Scan(&d, &f.typ, &f.name, &f.version, &f.vulnID, &f.ecosystem, &f.matchName, &f.hash); err != nil {
+				return err
 			}
 			m := out[d]
 			if m == nil {
 				m = map[string]storedFinding{}
 				out[d] = m
 			}
-			// The same key as vuln.Finding.Key.
-			m[typ+"\x00"+name+"\x00"+version+"\x00"+id] = f
+			m[findingKey(f.typ, f.name, f.version, f.vulnID)] = f
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+	if tx.d == dialectPostgres {
+		rows, err := tx.QueryContext(ctx, `SELECT `+cols+` FROM findings WHERE image_digest = ANY($1::text[])`, digests)
+		if err != nil {
+			return nil, fmt.Errorf("read findings: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("read findings: %w", err)
+		}
+		return out, nil
+	}
+	for start := 0; start < len(digests); start += digestBatch {
+		chunk := digests[start:min(len(digests), start+digestBatch)]
+		q, args := idInQuery(tx.d, `SELECT `+cols+` FROM findings WHERE image_digest IN (`, chunk)
+		rows, err := tx.QueryContext(ctx, q+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("read findings: %w", err)
+		}
+		if err := scan(rows); err != nil {
 			return nil, fmt.Errorf("read findings: %w", err)
 		}
 	}
 	return out, nil
 }
 
-func deleteFindings(ctx context.Context, tx *txw, rows []findingRow) error {
+// deleteFindings deletes refs and returns what they held.
+func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) ([]removedFinding, error) {
+	var out []removedFinding
+	collect := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var r removedFinding
+			if err := rows.Scan(&r.digest, &r.data); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	if tx.d == dialectPostgres {
+		// Arrays joined by primary key: PostgreSQL plans a long row-value IN list poorly.
+		cols := make([][]string, 5)
+		for _, r := range refs {
+			for i, v := range []string{r.digest, r.f.typ, r.f.name, r.f.version, r.f.vulnID} {
+				cols[i] = append(cols[i], v)
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `DELETE FROM findings f
+			USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS d(img, t, n, v, id)
+			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id
+			RETURNING f.image_digest, f.data`,
+			cols[0], cols[1], cols[2], cols[3], cols[4])
+		if err != nil {
+			return nil, fmt.Errorf("delete findings: %w", err)
+		}
+		if err := collect(rows); err != nil {
+			return nil, fmt.Errorf("delete findings: %w", err)
+		}
+		return out, nil
+	}
 	const cols = 5
 	per := maxParams / cols
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(len(rows), start+per)]
+	for start := 0; start < len(refs); start += per {
+		chunk := refs[start:min(len(refs), start+per)]
 		var b strings.Builder
 		b.WriteString(`DELETE FROM findings WHERE (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
 		placeholders(tx.d, &b, 1, len(chunk), cols)
-		b.WriteString(")")
+		b.WriteString(") RETURNING image_digest, data")
 		args := make([]any, 0, len(chunk)*cols)
 		for _, r := range chunk {
-			p := &r.f.Package
-			args = append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID)
+			args = append(args, r.digest, r.f.typ, r.f.name, r.f.version, r.f.vulnID)
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("delete findings: %w", err)
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("delete findings: %w", err)
+		}
+		if err := collect(rows); err != nil {
+			return nil, fmt.Errorf("delete findings: %w", err)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // Findings returns the findings of digest ordered by package and vulnerability.

@@ -203,3 +203,22 @@ func (s *Store) findingCounts(ctx context.Context, digests map[string]bool) (map
 	}
 	return out, nil
 }
+
+// PlatformDigests returns the digests of the stored images indexed under digest: the image itself,
+// or every platform of an index.
+func (s *Store) PlatformDigests(ctx context.Context, digest string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest FROM images WHERE digest = $1 OR index_digest = $2 ORDER BY digest`, digest, digest)
+	if err != nil {
+		return nil, fmt.Errorf("images of %s: %w", digest, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("images of %s: %w", digest, err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

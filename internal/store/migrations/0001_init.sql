@@ -80,6 +80,8 @@ CREATE TABLE findings (
 	match_name    TEXT NOT NULL,
 	severity      TEXT NOT NULL,
 	fixed_version TEXT NOT NULL,
+	-- hash of data: a re-match compares content without reading it back
+	hash          {{BLOB}} NOT NULL,
 	data          {{BLOB}} NOT NULL,
 	PRIMARY KEY (image_digest, pkg_type, pkg_name, pkg_version, vuln_id)
 );
