@@ -142,7 +142,7 @@ func alpineSBOM(name, muslVersion, npmVersion string) *sbom.SBOM {
 	return s
 }
 
-func encode(t *testing.T, s *sbom.SBOM) []byte {
+func encode(t testing.TB, s *sbom.SBOM) []byte {
 	var b bytes.Buffer
 	if err := format.Encode(&b, format.JSON, s, format.Options{}); err != nil {
 		t.Fatal(err)
