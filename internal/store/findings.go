@@ -37,7 +37,7 @@ const (
 	digestBatch = 500
 )
 
-// ReplaceFindings replaces the findings of digest within scope (nil = all of them) by findings,
+// ReplaceFindings replaces the findings of digest (a stored image) within scope (nil = all of them) by findings,
 // recording each added and removed finding as a change with reason and now. Findings whose key
 // is unchanged but whose content changed (a new severity, a fix) are updated without a change
 // event.
@@ -85,6 +85,14 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		digests = append(digests, u.Digest)
 	}
 	err := s.write(ctx, func(tx *txw) error {
+		if tx.d == dialectPostgres {
+			// Change ids must become visible in order, or a reader paging by id (Changes)
+			// could pass an id whose transaction commits later. Writers of changes take turns;
+			// on SQLite the write lock already does this.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
 		existing, err := loadFindings(ctx, tx, digests)
 		if err != nil {
 			return err
@@ -202,6 +210,9 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 	}
 	return sum, nil
 }
+
+// changesLockKey serializes finding writers on PostgreSQL (migrationLockKey + 2).
+const changesLockKey = migrationLockKey + 2
 
 type storedFindingRef struct {
 	digest string
