@@ -36,6 +36,7 @@ type watchFlags struct {
 	webhookAddr     string
 	advisoryRefresh time.Duration
 	osvMirror       string
+	server          string
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -74,6 +75,7 @@ with CROWSNEST_REGISTRY_USER/_PASSWORD/_TOKEN and CROWSNEST_OCI_WEBHOOK_TOKEN.`,
 	fl.BoolVar(&f.sbom, "sbom", true, "index packages (false: store image metadata only)")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", splitEnv("CROWSNEST_INSECURE_REGISTRIES"), "registry hosts reached over plain HTTP")
 	fl.StringVar(&f.webhookAddr, "webhook-addr", "", "listen address of the webhook receiver (default :PORT from --registry)")
+	fl.StringVar(&f.server, "server", os.Getenv("CROWSNEST_SERVER"), "push results to this crowsnest server (agent mode; token from CROWSNEST_TOKEN or crowsnest login)")
 	fl.DurationVar(&f.advisoryRefresh, "advisory-refresh", 0, "refresh advisories (osv.dev or --osv-mirror) this often and re-match stored images, e.g. 6h (0: never; use crowsnest db update)")
 	fl.StringVar(&f.osvMirror, "osv-mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror for --advisory-refresh (env CROWSNEST_OSV_MIRROR)")
 	cmd.MarkFlagRequired("registry")
@@ -130,6 +132,13 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 		return err
 	}
 	opts.Refresh.Log = log
+	if f.server != "" {
+		client, err := serverClient(f.server)
+		if err != nil {
+			return err
+		}
+		opts.Pusher = client
+	}
 	lister, err := registry.New(opts.Registry, registry.Options{})
 	if err != nil {
 		return err

@@ -52,6 +52,9 @@ type Options struct {
 	ImageOptions image.Options
 	// Refresh schedules advisory refreshes (off when its Interval is 0).
 	Refresh refresh.Config
+	// Pusher, when set, makes the watcher an agent: indexed images are pushed to a server (the
+	// local store keeps them until the server took them).
+	Pusher Pusher
 }
 
 // Watcher runs the watch workflow.
@@ -87,6 +90,7 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &indexWorker{w: w})
 	river.AddWorker(workers, &deleteTagWorker{w: w})
+	river.AddWorker(workers, &pushWorker{w: w})
 	periodic := refresh.Register(workers, svc, opts.Refresh)
 	sole := false
 	if path, ok := sqlitePath(dsn); ok {
@@ -412,6 +416,11 @@ func (w *Watcher) indexTag(ctx context.Context, args IndexArgs) error {
 	}
 	if !indexed {
 		if err := w.index(ctx, args); err != nil {
+			return err
+		}
+	}
+	if w.opts.Pusher != nil {
+		if err := w.queuePushes(ctx, args); err != nil {
 			return err
 		}
 	}
