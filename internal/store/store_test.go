@@ -731,3 +731,59 @@ func TestManyKeysAndRepeatedRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentWriters runs imports and findings replacements at once, through two Stores on
+// one database (two processes, as watch and serve would be): none fails, none is lost.
+func TestConcurrentWriters(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		s1, s2 := open(t, dsn), open(t, dsn)
+		ctx := context.Background()
+		const images = 6
+		for i := range images {
+			if err := s1.PutImage(ctx, testSBOM(fmt.Sprintf("sha256:%d", i), deb("curl", "7.88", "curl")), []PackageKey{keyCurl}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*images+2)
+		for i := range images {
+			s := []*Store{s1, s2}[i%2]
+			wg.Go(func() {
+				_, _, err := s.ReplaceFindings(ctx, fmt.Sprintf("sha256:%d", i), nil,
+					[]vuln.Finding{finding("curl", "7.88", keyCurl, fmt.Sprintf("DSA-%d", i), vuln.SeverityLow)}, "push", time.Now())
+				errs <- err
+			})
+		}
+		for j, s := range []*Store{s1, s2} {
+			wg.Go(func() {
+				im, err := s.BeginImport(ctx, "osv:Debian", false)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i := range 50 {
+					if err := im.Put(advisory(fmt.Sprintf("DSA-%d-%d", j, i), keyCurl)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				_, err = im.Commit()
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := advisoryIDs(t, s1, keyCurl); len(got[keyCurl]) != 100 {
+			t.Fatalf("%d advisories after two concurrent imports, want 100", len(got[keyCurl]))
+		}
+		changes, err := s2.Changes(ctx, 0, 0)
+		if err != nil || len(changes) != images {
+			t.Fatalf("%d changes, want %d (%v)", len(changes), images, err)
+		}
+	})
+}
