@@ -30,7 +30,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 }
 
 type env struct {
-	t                 *testing.T
+	t                 testing.TB
 	st                *store.Store
 	svc               *findings.Service
 	srv               *Server
@@ -39,7 +39,7 @@ type env struct {
 }
 
 // newEnv opens a store on dsn with the genuine Alpine and npm advisories imported, and serves it.
-func newEnv(t *testing.T, dsn string, cfg Config) *env {
+func newEnv(t testing.TB, dsn string, cfg Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn, nil)
