@@ -222,19 +222,17 @@ func TestWatchOCINotification(t *testing.T) {
 	}
 }
 
-// crowsnestBinary builds cmd/crowsnest once per test run.
-var crowsnestBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "crowsnest-e2e-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "crowsnest")
+// buildCrowsnest builds cmd/crowsnest into a test directory: the kill -9 test needs a real
+// process to kill.
+func buildCrowsnest(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "crowsnest")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/crowsnest-dev/crowsnest/cmd/crowsnest").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin, nil
-})
+	return bin
+}
 
 // lockedBuffer collects a child process's log.
 type lockedBuffer struct {
@@ -258,11 +256,7 @@ func (b *lockedBuffer) String() string {
 // --all-images backfill and starts it again: every image ends indexed exactly once (one images
 // row each, each finding "added" once in finding_changes), none is lost.
 func TestWatchKill9MidBackfill(t *testing.T) {
-	bin, err := crowsnestBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	bin := buildCrowsnest(t)
 	reg := registryproc.Start(t)
 	const n = 20
 	want := map[string]string{}
