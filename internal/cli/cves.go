@@ -35,6 +35,7 @@ func newCVEsCmd(g *globals) *cobra.Command {
 		exitCode    bool
 		vexLocation []string
 		filters     report.Filters
+		serverURL   string
 	)
 	cmd := &cobra.Command{
 		Use:   "cves IMAGE|sbom://FILE",
@@ -62,6 +63,25 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 				return err
 			}
 			started := time.Now()
+			if serverURL != "" {
+				c, err := serverClient(serverURL)
+				if err != nil {
+					return err
+				}
+				digest, err := remoteDigest(ctx, c, args[0], img.platform)
+				if err != nil {
+					return err
+				}
+				s, err := remoteSBOM(ctx, c, digest)
+				if err != nil {
+					return err
+				}
+				found, err := remoteFindings(ctx, c, digest)
+				if err != nil {
+					return err
+				}
+				return g.renderCVEs(s, found, docs, filters, formatArg, output, locations, exitCode, started)
+			}
 			svc, closeFn, err := g.openService(ctx)
 			if err != nil {
 				return err
@@ -87,28 +107,7 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 					log.Warn(w)
 				}
 			}
-			imageID := s.Image.Digest
-			kept, suppressed := vex.Apply(found, imageID, docs)
-			shown, err := report.Filter(kept, s.Packages, filters)
-			if err != nil {
-				return err
-			}
-			w, commit, err := g.openOutput(output)
-			if err != nil {
-				return err
-			}
-			r := &report.Report{SBOM: s, Findings: shown, Locations: locations, Started: started,
-				Filtered: filters.Active(), Suppressed: len(suppressed)}
-			if err := report.Render(w, formatArg, r); err != nil {
-				return err
-			}
-			if err := commit(); err != nil {
-				return err
-			}
-			if exitCode && len(shown) > 0 {
-				return &ExitError{Code: exitVulnerable}
-			}
-			return nil
+			return g.renderCVEs(s, found, docs, filters, formatArg, output, locations, exitCode, started)
 		},
 	}
 	img.register(cmd)
@@ -123,8 +122,35 @@ IMAGE takes every input of crowsnest sbom, plus sbom://FILE for a CycloneDX or S
 	f.BoolVar(&filters.OnlyUnfixed, "only-unfixed", false, "only vulnerabilities without a fixed version")
 	f.StringSliceVar(&filters.OnlyPackage, "only-package", nil, "only packages whose name matches one of these regular expressions")
 	f.StringSliceVar(&filters.OnlyPackageType, "only-package-type", nil, "only these package types: deb, apk, rpm, golang, npm, pypi, maven, gem, cargo, composer, nuget")
+	f.StringVar(&serverURL, "server", os.Getenv("CROWSNEST_SERVER"), "read the stored result from this crowsnest server (token from CROWSNEST_TOKEN or crowsnest login)")
 	f.StringSliceVar(&filters.OnlyCVEID, "only-cve-id", nil, "only these vulnerability ids (CVE, GHSA, ... matched against aliases too)")
 	return cmd
+}
+
+// renderCVEs applies VEX and filters and prints; with exitCode, remaining findings exit 2.
+func (g *globals) renderCVEs(s *sbom.SBOM, found []vuln.Finding, docs []*vex.Document, filters report.Filters,
+	formatArg, output string, locations, exitCode bool, started time.Time) error {
+	kept, suppressed := vex.Apply(found, s.Image.Digest, docs)
+	shown, err := report.Filter(kept, s.Packages, filters)
+	if err != nil {
+		return err
+	}
+	w, commit, err := g.openOutput(output)
+	if err != nil {
+		return err
+	}
+	r := &report.Report{SBOM: s, Findings: shown, Locations: locations, Started: started,
+		Filtered: filters.Active(), Suppressed: len(suppressed)}
+	if err := report.Render(w, formatArg, r); err != nil {
+		return err
+	}
+	if err := commit(); err != nil {
+		return err
+	}
+	if exitCode && len(shown) > 0 {
+		return &ExitError{Code: exitVulnerable}
+	}
+	return nil
 }
 
 // storedResult returns the stored SBOM and findings of an image the watcher indexed, when input

@@ -122,6 +122,7 @@ func newSBOMCmd(g *globals) *cobra.Command {
 		formatArg string
 		output    string
 		onlyTypes []string
+		serverURL string
 	)
 	cmd := &cobra.Command{
 		Use:   "sbom IMAGE",
@@ -143,7 +144,13 @@ downloaded again.`,
 			if _, ok := format.Canonical(formatArg); !ok {
 				return fmt.Errorf("--format %q: accepted formats are %s", formatArg, strings.Join(format.Formats(), ", "))
 			}
-			s, err := g.indexImage(cmd.Context(), args[0], &img)
+			var s *sbom.SBOM
+			var err error
+			if serverURL != "" {
+				s, err = g.serverSBOM(cmd.Context(), serverURL, args[0], img.platform)
+			} else {
+				s, err = g.indexImage(cmd.Context(), args[0], &img)
+			}
 			if err != nil {
 				return err
 			}
@@ -160,6 +167,20 @@ downloaded again.`,
 	img.register(cmd)
 	cmd.Flags().StringVar(&formatArg, "format", format.List, "output format: "+strings.Join(format.Formats(), ", "))
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
+	cmd.Flags().StringVar(&serverURL, "server", os.Getenv("CROWSNEST_SERVER"), "read the stored SBOM from this crowsnest server instead of indexing")
 	cmd.Flags().StringSliceVar(&onlyTypes, "only-package-type", nil, "only these package types (deb, apk, rpm, golang, npm, pypi, maven, ...)")
 	return cmd
+}
+
+// serverSBOM reads the SBOM a server stored for ref.
+func (g *globals) serverSBOM(ctx context.Context, serverURL, ref, platform string) (*sbom.SBOM, error) {
+	c, err := serverClient(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := remoteDigest(ctx, c, ref, platform)
+	if err != nil {
+		return nil, err
+	}
+	return remoteSBOM(ctx, c, digest)
 }

@@ -178,13 +178,16 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 
 func newImagesCmd(g *globals) *cobra.Command {
 	var failed bool
-	var repository string
+	var repository, serverURL string
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "List the images the watcher indexed (or failed to)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if serverURL != "" {
+				return g.serverImages(ctx, serverURL, repository)
+			}
 			svc, closeFn, err := g.openService(ctx)
 			if err != nil {
 				return err
@@ -217,7 +220,34 @@ func newImagesCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&failed, "failed", false, "list images that failed to index, with their error")
 	cmd.Flags().StringVar(&repository, "repository", "", "only this repository")
+	cmd.Flags().StringVar(&serverURL, "server", os.Getenv("CROWSNEST_SERVER"), "list the images stored on this crowsnest server")
 	return cmd
+}
+
+// serverImages prints a server's images, one row per tag, like the local listing.
+func (g *globals) serverImages(ctx context.Context, serverURL, repository string) error {
+	c, err := serverClient(serverURL)
+	if err != nil {
+		return err
+	}
+	list, err := remoteImages(ctx, c, repository)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tPLATFORM\tPACKAGES\tVULNERABILITIES\tINDEXED")
+	for _, im := range list {
+		tags := im.Tags
+		if len(tags) == 0 {
+			tags = []string{im.Repository + ":"}
+		}
+		for _, t := range tags {
+			i := strings.LastIndex(t, ":")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t[:i], t[i+1:], shortDigest(im.Digest), im.Platform,
+				im.Packages, severityCounts(im.Findings), im.IndexedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	return tw.Flush()
 }
 
 func shortDigest(d string) string {

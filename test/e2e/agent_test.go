@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,21 @@ func TestAgentPushesToServerAndLosesNothingWhileItIsDown(t *testing.T) {
 	})
 	if strings.Contains(agent.log(), pushToken) {
 		t.Fatal("the agent logged its token")
+	}
+
+	// The CLI reads the server's stored results.
+	t.Setenv("CROWSNEST_TOKEN", readToken)
+	server := "http://" + addr
+	out, _ := crowsnest(t, "images", "--server", server)
+	if !regexp.MustCompile(`team/agent\s+1\.0\s+sha256:\S+\s+linux/amd64\s+1\s+0C 1H 0M 0L 0\?`).MatchString(out) {
+		t.Fatalf("images --server:\n%s", out)
+	}
+	out, _ = crowsnest(t, "cves", "--server", server, "--format", "json", reg.Ref("team/agent:1.1"))
+	if !strings.Contains(out, "ALPINE-CVE-2025-26519") {
+		t.Fatalf("cves --server:\n%s", out)
+	}
+	out, _ = crowsnest(t, "sbom", "--server", server, "--format", "cyclonedx", "team/agent:1.2")
+	if !strings.Contains(out, `"specVersion": "1.6"`) || !strings.Contains(out, "pkg:apk/alpine/musl@1.2.4_git20230717-r4") {
+		t.Fatalf("sbom --server:\n%.500s", out)
 	}
 }
