@@ -79,8 +79,8 @@ type Config struct {
 	// Repositories are Artifactory repository keys (path.Match globs allowed, expanded through
 	// the repositories API) or, for oci, repository paths to restrict listing to.
 	Repositories []string
-	// Includes and Excludes are path.Match globs on the listed repository names: for
-	// artifactory "<repoKey>/<image path>", for oci the repository path.
+	// Includes and Excludes are globs (path.Match syntax, but * and ? also match /) on the listed
+	// repository names: for artifactory "<repoKey>/<image path>", for oci the repository path.
 	Includes []string
 	Excludes []string
 	// Port is the local port of the webhook listener; 0 means no listener.

@@ -201,6 +201,8 @@ func TestArtifactoryManifestsAQL(t *testing.T) {
 	want := []Manifest{
 		{Repository: "docker-local/frontend-web", RepoKey: "docker-local", Image: "frontend-web", Tag: "1.0", Digest: "sha256:" + hexOf("frontend-web/1.0/manifest.json")},
 		{Repository: "docker-local/frontend-web", RepoKey: "docker-local", Image: "frontend-web", Tag: "2.0", Digest: "sha256:" + hexOf("frontend-web/2.0/list.manifest.json")},
+		// Globs' * crosses '/': */frontend* takes nested images too.
+		{Repository: "docker-local/team/frontend", RepoKey: "docker-local", Image: "team/frontend", Tag: "1.0", Digest: "sha256:" + hexOf("team/frontend/1.0/manifest.json")},
 		// Remote repositories are listed through <key>-cache but keep their key for pulls.
 		{Repository: "docker-remote/frontend-ubuntu", RepoKey: "docker-remote", Image: "frontend-ubuntu", Tag: "latest", Digest: "sha256:" + hexOf("frontend-ubuntu/latest/list.manifest.json")},
 	}
@@ -216,14 +218,14 @@ func TestArtifactoryManifestsAQL(t *testing.T) {
 		t.Errorf("AQL calls %d: paging did not happen", c)
 	}
 	repos, err := a.Repositories(context.Background())
-	if err != nil || !reflect.DeepEqual(repos, []string{"docker-local/frontend-web", "docker-remote/frontend-ubuntu", "docker/frontend-virt"}) {
+	if err != nil || !reflect.DeepEqual(repos, []string{"docker-local/frontend-web", "docker-local/team/frontend", "docker-remote/frontend-ubuntu", "docker/frontend-virt"}) {
 		t.Errorf("repositories %v %v", repos, err)
 	}
 	tags, err := a.Tags(context.Background(), "docker-local/frontend-web")
 	if err != nil || !reflect.DeepEqual(tags, []string{"1.0", "2.0"}) {
 		t.Errorf("tags %v %v", tags, err)
 	}
-	if got := a.ImageRef(ms[2].Repository, ms[2].Tag); got != "rt.example.com/docker-remote/frontend-ubuntu:latest" {
+	if got := a.ImageRef(ms[3].Repository, ms[3].Tag); got != "rt.example.com/docker-remote/frontend-ubuntu:latest" {
 		t.Errorf("ImageRef %s", got)
 	}
 }
@@ -252,6 +254,7 @@ func TestArtifactoryFallbackToCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// team/frontend matches */frontend* (globs cross '/') but has no tags in this fake.
 	if len(ms) != 2 || ms[0].Tag != "1.0" || ms[1].Tag != "2.0" || ms[0].Digest != "" {
 		t.Fatalf("fallback %+v", ms)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -82,7 +83,7 @@ type filter struct{ includes, excludes []string }
 
 func (f filter) allows(name string) bool {
 	for _, g := range f.excludes {
-		if ok, _ := path.Match(g, name); ok {
+		if globMatch(g, name) {
 			return false
 		}
 	}
@@ -90,9 +91,18 @@ func (f filter) allows(name string) bool {
 		return true
 	}
 	for _, g := range f.includes {
-		if ok, _ := path.Match(g, name); ok {
+		if globMatch(g, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// globMatch matches like path.Match, except that * and ? also match '/': Docker Scout's documented
+// pair include=*/frontend* and exclude=*/dta/* only makes sense that way (the exclude removes
+// docker-local/dta/frontend-old, which the include matched).
+func globMatch(pattern, name string) bool {
+	const sep = "\x00"
+	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", sep), strings.ReplaceAll(name, "/", sep))
+	return ok
 }
