@@ -169,10 +169,7 @@ func (g *globals) storedResult(ctx context.Context, st *store.Store, input, plat
 			return nil, nil, nil
 		}
 		// The watcher names repositories as the registry lists them, without the host.
-		candidates := []string{repo}
-		if host, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
-			candidates = append(candidates, rest)
-		}
+		candidates := repositoryCandidates(repo)
 		for _, r := range candidates {
 			rows, err := st.Images(ctx, r)
 			if err != nil {
@@ -208,6 +205,22 @@ func (g *globals) storedResult(ctx context.Context, st *store.Store, input, plat
 		return nil, nil, err
 	}
 	return s, found, nil
+}
+
+// repositoryCandidates are the names the watcher may have stored a pulled repository under: as
+// given, without the registry host, and for Artifactory's subdomain method (<key>.<host>/<image>)
+// as <key>/<image>.
+func repositoryCandidates(repo string) []string {
+	candidates := []string{repo}
+	host, rest, ok := strings.Cut(repo, "/")
+	if !ok || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return candidates
+	}
+	candidates = append(candidates, rest)
+	if key, _, ok := strings.Cut(host, "."); ok {
+		candidates = append(candidates, key+"/"+rest)
+	}
+	return candidates
 }
 
 // splitTag splits repository:tag (a port in the host is not a tag).

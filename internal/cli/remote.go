@@ -53,10 +53,7 @@ func remoteDigest(ctx context.Context, c *apiclient.Client, ref, platform string
 	if !ok {
 		repo, tag = ref, "latest"
 	}
-	candidates := []string{repo}
-	if host, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
-		candidates = append(candidates, rest)
-	}
+	candidates := repositoryCandidates(repo)
 	want := platform
 	if want == "" {
 		want = image.HostPlatform().String()

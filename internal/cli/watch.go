@@ -113,6 +113,12 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 	insecure := append([]string(nil), f.insecure...)
 	if cfg.Insecure {
 		insecure = append(insecure, cfg.Registry)
+		// The subdomain method pulls from <key>.<registry>.
+		for _, key := range cfg.Repositories {
+			if cfg.SubdomainMode && !strings.ContainsAny(key, "*?[") {
+				insecure = append(insecure, key+"."+cfg.Registry)
+			}
+		}
 	}
 	opts = watch.Options{Registry: cfg, Repositories: f.repositories, Tags: opts.Tags, AllImages: f.allImages,
 		RefreshRegistry: f.refreshRegistry, Interval: time.Duration(f.interval) * time.Second, Workers: f.workers, MaxAttempts: f.maxAttempts,
