@@ -69,6 +69,8 @@ type Watcher struct {
 	mu    sync.Mutex
 	repos []string // the repositories being watched, from the last listing
 	lock  *os.File
+	// digests keeps two workers from indexing one image at once.
+	digests keyedLock
 }
 
 // New builds a watcher. The queue is opened on dsn (the store's database) with the watcher's
@@ -410,6 +412,11 @@ func (w *Watcher) resolve(ctx context.Context, repository, tag string) (string, 
 // indexTag indexes every platform of the image at args.Digest (unless already indexed) and points
 // the tag at it.
 func (w *Watcher) indexTag(ctx context.Context, args IndexArgs) error {
+	unlock, err := w.digests.lock(ctx, args.Digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	indexed, err := w.svc.Store.Indexed(ctx, args.Digest)
 	if err != nil {
 		return err

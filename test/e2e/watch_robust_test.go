@@ -386,8 +386,9 @@ func TestWatchListingWaitsOutRetryAfter(t *testing.T) {
 }
 
 // TestWatchWebhookBurst sends 1000 signed Artifactory push deliveries (50 concurrent) for 50
-// distinct tags, each delivered 20 times as redelivering senders do: every delivery is answered
-// 200 only once its job is committed, and every tag is indexed once.
+// distinct tags (two per image), each delivered 20 times as redelivering senders do: every
+// delivery is answered 200 only once its job is committed, every tag is indexed, and every image
+// once although two workers may get its two tags at the same time.
 func TestWatchWebhookBurst(t *testing.T) {
 	emu, auth := artifactoryWatchEnv(t)
 	dataDir := t.TempDir()
@@ -400,9 +401,14 @@ func TestWatchWebhookBurst(t *testing.T) {
 	const tags, deliveries, concurrency = 50, 1000, 50
 	bodies := make([][]byte, tags)
 	want := map[string]string{}
+	images := map[int]v1.Image{}
 	for i := range tags {
+		// Tags 1.i and 1.(i+25) of a repository hold the same image, as "1.2" and "latest" do.
 		img, tag := fmt.Sprintf("burst%d", i%5), fmt.Sprintf("1.%d", i)
-		d := robustPush(t, emu.Ref("docker-local", img+":"+tag), robustImage(t, img+":"+tag), auth)
+		if images[i%25] == nil {
+			images[i%25] = robustImage(t, img+":"+tag)
+		}
+		d := robustPush(t, emu.Ref("docker-local", img+":"+tag), images[i%25], auth)
 		want["docker-local/"+img+":"+tag] = d
 		bodies[i] = fmt.Appendf(nil, `{"domain":"docker","event_type":"pushed","data":{"repo_key":"docker-local","path":"%s/%s/manifest.json","name":"manifest.json","sha256":"%s","size":1,"image_name":"%s","tag":"%s"}}`,
 			img, tag, strings.TrimPrefix(d, "sha256:"), img, tag)
@@ -486,7 +492,7 @@ func TestWatchWebhookBurst(t *testing.T) {
 			t.Errorf("%s indexed %d times", d, c)
 		}
 	}
-	if len(perDigest) != tags {
-		t.Errorf("%d images indexed, want %d", len(perDigest), tags)
+	if len(perDigest) != tags/2 {
+		t.Errorf("%d images indexed, want %d", len(perDigest), tags/2)
 	}
 }
