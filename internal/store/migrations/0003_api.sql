@@ -9,7 +9,9 @@ CREATE TABLE api_tokens (
 	last_used_at BIGINT NOT NULL
 );
 
-CREATE INDEX images_indexed_at ON images (indexed_at);
+-- The image list's orders, so a page is read in index order instead of sorting every image.
+CREATE INDEX images_indexed_at ON images (indexed_at, digest);
+CREATE INDEX images_name_platform ON images (name, platform, digest);
 CREATE INDEX packages_name_version ON packages (name, version);
 -- Vulnerability detail pages through the images a vulnerability affects in digest order.
 CREATE INDEX findings_vuln_image ON findings (vuln_id, image_digest);
