@@ -165,9 +165,8 @@ func validateSBOM(sb *sbom.SBOM) error {
 // written, an image that was new is removed again so that no half-stored push remains.
 func (s *Server) store1(ctx context.Context, sb *sbom.SBOM, tags []store.Tag) (*PushResult, error) {
 	d := sb.Image.Digest
-	_, err := s.store.ImageSummaryOf(ctx, d)
-	existed := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	existed, err := s.store.HasImage(ctx, d)
+	if err != nil {
 		return nil, err
 	}
 	found, err := s.svc.Ingest(ctx, sb, ReasonPush)

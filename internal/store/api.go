@@ -695,3 +695,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// HasImage reports whether an image manifest is stored under digest.
+func (s *Store) HasImage(ctx context.Context, digest string) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = $1`, digest).Scan(&n); err != nil {
+		return false, fmt.Errorf("is %s stored: %w", digest, err)
+	}
+	return n > 0, nil
+}
