@@ -48,6 +48,16 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Endpoint, e.StatusCode, e.Message)
 }
 
+// ThrottleError returns a *RetryAfterError for a 429 (or a 503 with Retry-After) response and
+// nil for any other. It does not touch the body.
+func ThrottleError(resp *http.Response, endpoint string) error {
+	ra := resp.Header.Get("Retry-After")
+	if resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusServiceUnavailable && ra != "") {
+		return &RetryAfterError{After: parseRetryAfter(ra, time.Now()), StatusCode: resp.StatusCode, Endpoint: endpoint}
+	}
+	return nil
+}
+
 // parseRetryAfter reads delta-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
@@ -75,9 +85,8 @@ func checkResponse(resp *http.Response, endpoint string) error {
 		return nil
 	}
 	defer resp.Body.Close()
-	ra := resp.Header.Get("Retry-After")
-	if resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusServiceUnavailable && ra != "") {
-		return &RetryAfterError{After: parseRetryAfter(ra, time.Now()), StatusCode: resp.StatusCode, Endpoint: endpoint}
+	if err := ThrottleError(resp, endpoint); err != nil {
+		return err
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	return &StatusError{StatusCode: resp.StatusCode, Endpoint: endpoint, Message: errorMessage(body)}

@@ -89,6 +89,11 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	if kc := keychain(opts.Registry); kc != nil {
 		w.opts.ImageOptions.Keychain = kc
 	}
+	base := w.opts.ImageOptions.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	w.opts.ImageOptions.Transport = retryAfterTransport{base}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &indexWorker{w: w})
 	river.AddWorker(workers, &deleteTagWorker{w: w})

@@ -355,8 +355,9 @@ func artifactoryWatchEnv(t *testing.T) (*artifactory.Emulator, remote.Option) {
 	return emu, remote.WithAuth(&authn.Basic{Username: artifactory.DefaultUser, Password: artifactory.DefaultPassword})
 }
 
-// TestWatchListingWaitsOutRetryAfter throttles the AQL listing twice with 429 and Retry-After:
-// the watcher waits as told, the listing succeeds and the backfill completes.
+// TestWatchListingWaitsOutRetryAfter throttles the AQL listing twice and one layer download once
+// with 429 and Retry-After: 1: the watcher waits as told (not longer), the listing succeeds and
+// the backfill completes.
 func TestWatchListingWaitsOutRetryAfter(t *testing.T) {
 	emu, auth := artifactoryWatchEnv(t)
 	want := map[string]string{}
@@ -365,17 +366,21 @@ func TestWatchListingWaitsOutRetryAfter(t *testing.T) {
 		want["docker-local/"+img+":1.0"] = robustPush(t, emu.Ref("docker-local", img+":1.0"), robustImage(t, img), auth)
 	}
 	emu.Inject(artifactory.Fault{Endpoint: "aql", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 2})
+	emu.Inject(artifactory.Fault{Endpoint: "docker.blob", Method: http.MethodGet, Status: http.StatusTooManyRequests, RetryAfter: "1"})
 	dataDir := t.TempDir()
 	st := robustStore(t, dataDir)
 	start := time.Now()
 	w := startWatch(t, "--data-dir", dataDir, "--all-images", "--interval", "3600", "--registry",
 		fmt.Sprintf("type=artifactory,registry=%s,api=%s/artifactory,repository=docker-local", emu.Addr(), emu.URL()))
 	eventually(t, w, "the backfill", func() bool { return len(tagDigests(t, st)) == len(want) })
-	if took := time.Since(start); took < 2*time.Second {
-		t.Errorf("backfill done after %s: the two Retry-After: 1 were not waited out", took)
+	if took := time.Since(start); took < 2*time.Second || took > 8*time.Second {
+		t.Errorf("backfill done after %s: the Retry-After: 1 answers were not waited out as told", took)
 	}
 	if c := strings.Count(w.log(), "registry throttled listing"); c != 2 || emu.Count("aql") < 3 {
 		t.Errorf("%d throttle waits, %d AQL requests; want 2 and at least 3:\n%s", c, emu.Count("aql"), w.log())
+	}
+	if !regexp.MustCompile(`msg="registry throttled indexing; waiting" ref=\S+ after=1s`).MatchString(w.log()) {
+		t.Errorf("the throttled layer download did not wait its Retry-After:\n%s", w.log())
 	}
 	got := tagDigests(t, st)
 	for k, d := range want {
