@@ -787,3 +787,30 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	})
 }
+
+func TestLockKeyIsSharedAcrossConnections(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	release, err := a.LockKey(ctx, "index:sha256:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process (here another Store) waits while the lock is held.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.LockKey(short, "index:sha256:x"); err == nil {
+		t.Fatal("a second holder got the lock")
+	}
+	other, err := b.LockKey(ctx, "index:sha256:y")
+	if err != nil {
+		t.Fatalf("an unrelated key is blocked: %v", err)
+	}
+	other()
+	release()
+	again, err := b.LockKey(ctx, "index:sha256:x")
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
+}

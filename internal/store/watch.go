@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"time"
 )
@@ -221,4 +222,38 @@ func (s *Store) PlatformDigests(ctx context.Context, digest string) ([]string, e
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// LockKey holds a lock on key shared by every process on the database until release is called:
+// several watchers on one PostgreSQL index each image once. On SQLite one process owns the
+// database (the watcher holds a file lock), so in-process locking is enough and this is a no-op.
+func (s *Store) LockKey(ctx context.Context, key string) (release func(), err error) {
+	if s.dialect != dialectPostgres {
+		return func() {}, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	id := lockID(key)
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, id); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return func() {
+		// A fresh context: the lock must be released even when the caller's work was canceled.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, id)
+		conn.Close()
+	}, nil
+}
+
+// lockID maps a key to PostgreSQL's 64-bit advisory lock space (FNV-1a), apart from the
+// migration lock.
+func lockID(key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("crowsnest-key:"))
+	h.Write([]byte(key))
+	return int64(h.Sum64())
 }

@@ -422,6 +422,12 @@ func (w *Watcher) indexTag(ctx context.Context, args IndexArgs) error {
 		return err
 	}
 	defer unlock()
+	// Other watchers on the same PostgreSQL may hold another tag of the same image.
+	release, err := w.svc.Store.LockKey(ctx, "index:"+args.Digest)
+	if err != nil {
+		return err
+	}
+	defer release()
 	indexed, err := w.svc.Store.Indexed(ctx, args.Digest)
 	if err != nil {
 		return err
