@@ -175,21 +175,20 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		}); err != nil {
 			return fmt.Errorf("insert findings: %w", err)
 		}
-		if len(updatesRows) > 0 {
-			stmt, err := tx.PrepareContext(ctx, `UPDATE findings SET ecosystem = $6, match_name = $7, severity = $8,
-				fixed_version = $9, hash = $10, data = $11
-				WHERE image_digest = $1 AND pkg_type = $2 AND pkg_name = $3 AND pkg_version = $4 AND vuln_id = $5`)
-			if err != nil {
-				return fmt.Errorf("update findings: %w", err)
-			}
-			defer stmt.Close()
-			for _, r := range updatesRows {
+		// One multi-row upsert instead of an UPDATE per row: a changed fixed version touches
+		// tens of thousands of findings, and row-at-a-time statements dominated the re-match.
+		if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
+			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `,
+			` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET
+			ecosystem = excluded.ecosystem, match_name = excluded.match_name, severity = excluded.severity,
+			fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
+			11, len(updatesRows), func(i int, args []any) []any {
+				r := updatesRows[i]
 				p := &r.f.Package
-				if _, err := stmt.ExecContext(ctx, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data); err != nil {
-					return fmt.Errorf("update findings: %w", err)
-				}
-			}
+				return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
+			}); err != nil {
+			return fmt.Errorf("update findings: %w", err)
 		}
 		ts := now.UnixNano()
 		n := len(inserts)
