@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract/catalog"
+	"github.com/crowsnest-dev/crowsnest/internal/server"
 	"github.com/crowsnest-dev/crowsnest/internal/watch"
 )
 
@@ -37,6 +39,7 @@ type watchFlags struct {
 	advisoryRefresh time.Duration
 	osvMirror       string
 	server          string
+	listen          string
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -75,6 +78,7 @@ with CROWSNEST_REGISTRY_USER/_PASSWORD/_TOKEN and CROWSNEST_OCI_WEBHOOK_TOKEN.`,
 	fl.BoolVar(&f.sbom, "sbom", true, "index packages (false: store image metadata only)")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", splitEnv("CROWSNEST_INSECURE_REGISTRIES"), "registry hosts reached over plain HTTP")
 	fl.StringVar(&f.webhookAddr, "webhook-addr", "", "listen address of the webhook receiver (default :PORT from --registry)")
+	fl.StringVar(&f.listen, "listen", "", "also serve the JSON API, dashboard and /metrics on this address (embedded mode), e.g. 127.0.0.1:8080")
 	fl.StringVar(&f.server, "server", os.Getenv("CROWSNEST_SERVER"), "push results to this crowsnest server (agent mode; token from CROWSNEST_TOKEN or crowsnest login)")
 	fl.DurationVar(&f.advisoryRefresh, "advisory-refresh", 0, "refresh advisories (osv.dev or --osv-mirror) this often and re-match stored images, e.g. 6h (0: never; use crowsnest db update)")
 	fl.StringVar(&f.osvMirror, "osv-mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror for --advisory-refresh (env CROWSNEST_OSV_MIRROR)")
@@ -163,6 +167,14 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 		return err
 	}
 	ix := &index.Indexer{Extractors: set, Cache: cache, Logger: log}
+	var metrics *server.Metrics
+	if f.listen != "" {
+		if f.server != "" {
+			return errors.New("--listen serves the local store's API; with --server the server does")
+		}
+		metrics = server.NewMetrics()
+		opts.Metrics = watchMetrics{metrics}
+	}
 	w, err := watch.New(ctx, opts, lister, svc, ix, g.dbDSN(), log)
 	if err != nil {
 		return err
@@ -179,7 +191,22 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 	}
 	log.Info("watching", "registry", opts.Registry.String(), "allImages", opts.AllImages,
 		"refreshRegistry", opts.RefreshRegistry, "interval", opts.Interval, "workers", opts.Workers)
-	return w.Run(ctx)
+	if metrics == nil {
+		return w.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	apiErr := make(chan error, 1)
+	go func() {
+		apiErr <- serveAPI(ctx, log, svc, w.Queue(), metrics, f.listen, server.DefaultMaxBodyBytes, g.dbDSN())
+		cancel() // the watcher stops when the API cannot serve
+	}()
+	runErr := w.Run(ctx)
+	cancel()
+	if err := <-apiErr; err != nil && runErr == nil {
+		return err
+	}
+	return runErr
 }
 
 func newImagesCmd(g *globals) *cobra.Command {

@@ -158,7 +158,10 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		return nil, fmt.Errorf("queue: migrate: %w", err)
 	}
 	rc := &river.Config{Logger: cfg.Logger, MaxAttempts: cfg.MaxAttempts, PeriodicJobs: cfg.PeriodicJobs,
-		FetchPollInterval: cfg.PollInterval, JobTimeout: JobTimeout, RescueStuckJobsAfter: rescueAfter}
+		FetchPollInterval: cfg.PollInterval, JobTimeout: JobTimeout, RescueStuckJobsAfter: rescueAfter,
+		// Processes with different roles share one queue (serve runs refreshes, watch indexes):
+		// each takes only the kinds it has workers for.
+		FetchOnlyKnownKinds: true}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = 200 * time.Millisecond
 	}

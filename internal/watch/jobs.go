@@ -67,12 +67,15 @@ type indexWorker struct {
 }
 
 func (iw *indexWorker) Work(ctx context.Context, job *river.Job[IndexArgs]) error {
+	start := time.Now()
 	err := iw.w.indexTag(ctx, job.Args)
 	if err == nil {
+		iw.w.opts.Metrics.IndexFinished("ok", time.Since(start))
 		return nil
 	}
 	if after, ok := throttled(err); ok {
 		iw.w.log.Warn("registry throttled indexing; waiting", "ref", job.Args.Ref, "after", after)
+		iw.w.opts.Metrics.IndexFinished("retried", time.Since(start))
 		return river.JobSnooze(after)
 	}
 	if job.Attempt >= job.MaxAttempts {
@@ -80,7 +83,11 @@ func (iw *indexWorker) Work(ctx context.Context, job *river.Job[IndexArgs]) erro
 			iw.w.log.Error("could not record a failed image", "ref", job.Args.Ref, "err", ferr)
 		}
 		iw.w.log.Error("indexing failed for good", "ref", job.Args.Ref, "attempts", job.Attempt, "err", err)
+		iw.w.opts.Metrics.IndexFinished("failed", time.Since(start))
+		return err
 	}
+	iw.w.log.Warn("indexing failed; will retry", "ref", job.Args.Ref, "attempt", job.Attempt, "err", err)
+	iw.w.opts.Metrics.IndexFinished("retried", time.Since(start))
 	return err
 }
 

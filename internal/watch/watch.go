@@ -55,7 +55,22 @@ type Options struct {
 	// Pusher, when set, makes the watcher an agent: indexed images are pushed to a server (the
 	// local store keeps them until the server took them).
 	Pusher Pusher
+	// Metrics receives counters (nil: none).
+	Metrics Metrics
 }
+
+// Metrics is what the watcher reports for Prometheus.
+type Metrics interface {
+	// IndexFinished counts an index job by outcome ("ok", "retried", "failed") and its duration.
+	IndexFinished(outcome string, took time.Duration)
+	// WebhookDelivery counts a webhook delivery by result ("accepted", "rejected", "error").
+	WebhookDelivery(result string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) IndexFinished(string, time.Duration) {}
+func (noMetrics) WebhookDelivery(string)              {}
 
 // Watcher runs the watch workflow.
 type Watcher struct {
@@ -84,6 +99,9 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	w := &Watcher{opts: opts, lister: lister, svc: svc, indexer: indexer, log: log}
 	if kc := keychain(opts.Registry); kc != nil {

@@ -79,6 +79,7 @@ func (w *Watcher) handleWebhook(rw http.ResponseWriter, r *http.Request) {
 			status = http.StatusRequestEntityTooLarge
 		}
 		w.log.Warn("webhook rejected", "status", status, "remote", r.RemoteAddr, "err", err)
+		w.opts.Metrics.WebhookDelivery("rejected")
 		http.Error(rw, err.Error(), status)
 		return
 	}
@@ -88,6 +89,7 @@ func (w *Watcher) handleWebhook(rw http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// Not stored: make the sender try again.
 			w.log.Error("webhook event not stored", "event", ev.ID, "err", err)
+			w.opts.Metrics.WebhookDelivery("error")
 			http.Error(rw, "could not store the event; retry", http.StatusServiceUnavailable)
 			return
 		}
@@ -97,6 +99,7 @@ func (w *Watcher) handleWebhook(rw http.ResponseWriter, r *http.Request) {
 			ignored++
 		}
 	}
+	w.opts.Metrics.WebhookDelivery("accepted")
 	rw.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(rw).Encode(map[string]int{"accepted": accepted, "ignored": ignored})
 }
