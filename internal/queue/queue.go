@@ -61,6 +61,9 @@ type Config struct {
 	SoleWorker bool
 }
 
+// migrationLock is the PostgreSQL advisory lock key serializing River's migrations ("crowsriv").
+const migrationLock int64 = 0x63726f7773726976
+
 // JobTimeout bounds one job; a job running longer is canceled. Jobs left running by a dead
 // process are rescued after rescueAfter, which must exceed it.
 const (
@@ -78,7 +81,20 @@ func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
 		if err != nil {
 			return nil, fmt.Errorf("queue: connect to PostgreSQL: %w", err)
 		}
+		// River's migrations are not safe to run from several processes at once (replicas
+		// starting together): serialize them with a session advisory lock.
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("queue: connect to PostgreSQL: %w", err)
+		}
+		defer conn.Release()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("queue: lock for migrations: %w", err)
+		}
 		q, err := open(ctx, riverpgxv5.New(pool), cfg, pool.Close)
+		conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
 		if err != nil {
 			pool.Close()
 		}
