@@ -143,7 +143,7 @@ func sqlitePath(dsn string) (string, error) {
 		return p, nil
 	}
 	if strings.Contains(dsn, "://") {
-		return "", fmt.Errorf("queue: unsupported database %q: use sqlite://PATH or postgres://...", redact(dsn))
+		return "", fmt.Errorf("queue: unsupported database %q: use sqlite://PATH or postgres://USER@HOST/DB", redact(dsn))
 	}
 	return dsn, nil
 }
