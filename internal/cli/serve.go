@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
+	"github.com/crowsnest-dev/crowsnest/internal/dashboard"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/queue"
 	"github.com/crowsnest-dev/crowsnest/internal/refresh"
@@ -31,10 +32,11 @@ func newServeCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the JSON API over the store (docs/API.md)",
+		Short: "Serve the JSON API and the web dashboard over the store (docs/API.md)",
 		Long: `Serve crowsnest's JSON API: stored images, vulnerabilities, packages, comparisons, SBOM
 downloads, finding-change events, SBOM pushes from agents; /healthz, /readyz and Prometheus
-/metrics. Every /api route needs a bearer token (crowsnest token create). SIGTERM or SIGINT stops
+/metrics; the web dashboard at /ui/ (sign in with a token). Every /api route needs a bearer
+token (crowsnest token create). SIGTERM or SIGINT stops
 the server gracefully.
 
 Several replicas may share one PostgreSQL (--db postgres://...) with watchers: the advisory
@@ -77,7 +79,7 @@ queue's elected leader.`,
 	return cmd
 }
 
-// serveAPI serves the JSON API, metrics and health on listen until ctx ends, then shuts down
+// serveAPI serves the JSON API, the web dashboard (/ui/), metrics and health on listen until ctx ends, then shuts down
 // gracefully.
 func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q queue.Queue, metrics *server.Metrics, listen string, maxBody int64, dsn string) error {
 	if err := metrics.WatchStore(svc.Store); err != nil {
@@ -86,7 +88,11 @@ func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q qu
 	if err := metrics.WatchQueue(q); err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Service: svc, Metrics: metrics, Log: log, MaxBodyBytes: maxBody})
+	ui, err := dashboard.New(dashboard.Config{Store: svc.Store, Log: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Service: svc, Metrics: metrics, Log: log, MaxBodyBytes: maxBody, Dashboard: ui})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Dashboard, when set, serves every path outside the API, health and metrics routes (the
+	// web dashboard, internal/dashboard); it does its own authentication.
+	Dashboard http.Handler
 }
 
 // Server serves the API.
@@ -46,6 +49,7 @@ type Server struct {
 	timeout time.Duration
 	nowFn   func() time.Time
 	mux     *http.ServeMux
+	ui      http.Handler
 }
 
 // New builds a server over cfg.Service's store.
@@ -54,7 +58,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no findings service or store")
 	}
 	s := &Server{svc: cfg.Service, store: cfg.Service.Store, metrics: cfg.Metrics, log: cfg.Log,
-		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, nowFn: cfg.Now}
+		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, nowFn: cfg.Now, ui: cfg.Dashboard}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,6 +111,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})
+	if s.ui != nil {
+		s.mux.Handle("/", s.ui)
+	}
 }
 
 // handle registers an authenticated API route that needs scope.
