@@ -192,13 +192,13 @@ func (s *Store) FoundVulnerabilityIDs(ctx context.Context, id string) ([]string,
 	}
 	// Aliases are JSON strings inside the advisory record: match the quoted id.
 	pattern := `%"` + likeEscape(id) + `"%`
-	var arg any = []byte(pattern)
-	like := `a.data LIKE $1 ESCAPE '\'`
+	// CAST: SQLite's LIKE finds nothing in a BLOB operand.
+	like := `CAST(a.data AS TEXT) LIKE $1 ESCAPE '\'`
 	if s.dialect == dialectPostgres {
-		arg, like = pattern, `convert_from(a.data, 'UTF8') ILIKE $1 ESCAPE '\'`
+		like = `convert_from(a.data, 'UTF8') ILIKE $1 ESCAPE '\'`
 	}
 	if err := add(`SELECT a.id FROM advisories a WHERE a.id IN (SELECT DISTINCT vuln_id FROM findings) AND `+like+
-		` ORDER BY a.id LIMIT 100`, arg); err != nil {
+		` ORDER BY a.id LIMIT 100`, pattern); err != nil {
 		return nil, fmt.Errorf("vulnerabilities aliased %s: %w", id, err)
 	}
 	sort.Strings(out)
