@@ -137,6 +137,7 @@ func newLayerReader(raw io.ReadCloser, digest v1.Hash, size, maxSize int64) (*la
 	if maxSize <= 0 {
 		maxSize = DefaultMaxLayerSize
 	}
+	raw = newPrefetchReader(raw)
 	v := newVerifier(raw, digest, size)
 	br := bufio.NewReaderSize(v, 64<<10)
 	lr := &layerReader{raw: raw, v: v, digest: digest, max: maxSize, closer: func() {}}
