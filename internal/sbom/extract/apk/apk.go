@@ -75,7 +75,7 @@ type entry struct {
 func Parse(content []byte) extract.Result {
 	var (
 		res    extract.Result
-		w      warnings
+		w      extract.Warnings
 		cur    entry
 		lineNo int
 		dir    string
@@ -87,13 +87,13 @@ func Parse(content []byte) extract.Result {
 		case cur.line == 0:
 			return
 		case cur.bad != "":
-			w.addf("entry at line %d: %s; skipped", cur.line, cur.bad)
+			w.Addf("entry at line %d: %s; skipped", cur.line, cur.bad)
 			return
 		case cur.name == "" || cur.version == "":
-			w.addf("entry at line %d: no name or version; skipped", cur.line)
+			w.Addf("entry at line %d: no name or version; skipped", cur.line)
 			return
 		case len(res.Packages) >= maxPackages:
-			w.addf("more than %d packages; entry at line %d skipped", maxPackages, cur.line)
+			w.Addf("more than %d packages; entry at line %d skipped", maxPackages, cur.line)
 			return
 		}
 		p := sbom.Package{
@@ -113,7 +113,7 @@ func Parse(content []byte) extract.Result {
 		owner := extract.PackageRef{Type: sbom.TypeAPK, Name: cur.name, Arch: cur.arch}
 		for _, f := range cur.files {
 			if owned >= maxOwned {
-				w.addf("more than %d owned files; rest ignored", maxOwned)
+				w.Addf("more than %d owned files; rest ignored", maxOwned)
 				break
 			}
 			owned++
@@ -173,7 +173,7 @@ func Parse(content []byte) extract.Result {
 		}
 	}
 	flush()
-	res.Warnings = w.list()
+	res.Warnings = w.List()
 	return res
 }
 
@@ -203,25 +203,4 @@ func validToken(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// warnings collects at most maxWarnings messages so a hostile file cannot make the result huge.
-type warnings struct {
-	msgs    []string
-	dropped int
-}
-
-func (w *warnings) addf(format string, args ...any) {
-	if len(w.msgs) >= maxWarnings {
-		w.dropped++
-		return
-	}
-	w.msgs = append(w.msgs, fmt.Sprintf(format, args...))
-}
-
-func (w *warnings) list() []string {
-	if w.dropped > 0 {
-		return append(w.msgs, fmt.Sprintf("%d more warnings not shown", w.dropped))
-	}
-	return w.msgs
 }

@@ -90,17 +90,17 @@ func (*Extractor) Extract(ctx context.Context, in extract.Input) (extract.Result
 // Malformed stanzas are skipped and reported in the warnings.
 func ParseStatus(content []byte) ([]sbom.Package, []string) {
 	var pkgs []sbom.Package
-	var w warnings
+	w := extract.Warnings{Max: maxWarnings}
 	parseWarnings := readStanzas(content, func(s *stanza) {
 		p, skip, err := packageFrom(s)
 		switch {
 		case err != nil:
-			w.addf("stanza at line %d: %v; skipped", s.line, err)
+			w.Addf("stanza at line %d: %v; skipped", s.line, err)
 		case !skip:
 			pkgs = append(pkgs, p)
 		}
 	})
-	return pkgs, append(parseWarnings, w.list()...)
+	return pkgs, append(parseWarnings, w.List()...)
 }
 
 func packageFrom(s *stanza) (p sbom.Package, skip bool, err error) {
@@ -246,7 +246,7 @@ func ownedFromMD5Sums(file, stem string, content []byte) (extract.Result, error)
 
 func ownedPaths(file string, owner extract.PackageRef, content []byte, pathOf func([]byte) []byte) (extract.Result, error) {
 	var res extract.Result
-	var w warnings
+	w := extract.Warnings{Max: maxWarnings}
 	lineNo := 0
 	for len(content) > 0 {
 		var line []byte
@@ -261,12 +261,12 @@ func ownedPaths(file string, owner extract.PackageRef, content []byte, pathOf fu
 			continue
 		}
 		if len(res.Owned) >= maxOwned {
-			w.addf("more than %d paths; rest ignored", maxOwned)
+			w.Addf("more than %d paths; rest ignored", maxOwned)
 			break
 		}
 		p := pathOf(line)
 		if len(p) == 0 || len(p) > 4096 || bytes.IndexByte(p, 0) >= 0 {
-			w.addf("line %d: not a path", lineNo)
+			w.Addf("line %d: not a path", lineNo)
 			continue
 		}
 		clean := path.Clean("/" + string(p))
@@ -275,7 +275,7 @@ func ownedPaths(file string, owner extract.PackageRef, content []byte, pathOf fu
 		}
 		res.Owned = append(res.Owned, extract.Ownership{Path: clean, Owner: owner})
 	}
-	res.Warnings = w.list()
+	res.Warnings = w.List()
 	if len(res.Owned) == 0 && len(res.Warnings) > 0 {
 		return res, fmt.Errorf("parse %s: no valid path", file)
 	}

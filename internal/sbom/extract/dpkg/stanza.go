@@ -3,6 +3,8 @@ package dpkg
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract"
 )
 
 // Bounds of the deb822 reader. A Debian system with every package of the archive installed has
@@ -45,7 +47,7 @@ func (s *stanza) get(name string) []byte {
 // comment lines, a missing final newline.
 func readStanzas(content []byte, fn func(*stanza)) []string {
 	var (
-		w       warnings
+		w       extract.Warnings
 		cur     stanza
 		starts  []int  // offset in content where each field's value starts; -1 while empty
 		bad     string // why the current stanza is malformed; "" when it is fine
@@ -56,11 +58,11 @@ func readStanzas(content []byte, fn func(*stanza)) []string {
 	flush := func() {
 		switch {
 		case bad != "":
-			w.addf("stanza at line %d: %s; skipped", cur.line, bad)
+			w.Addf("stanza at line %d: %s; skipped", cur.line, bad)
 		case len(cur.fields) > 0:
 			count++
 			if count > maxStanzas {
-				w.addf("more than %d stanzas; rest ignored", maxStanzas)
+				w.Addf("more than %d stanzas; rest ignored", maxStanzas)
 				stopped = true
 				break
 			}
@@ -138,7 +140,7 @@ func readStanzas(content []byte, fn func(*stanza)) []string {
 	if !stopped {
 		flush()
 	}
-	return w.list()
+	return w.List()
 }
 
 func (s *stanza) has(name []byte) bool {
@@ -172,25 +174,4 @@ func isFieldName(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// warnings collects at most maxWarnings messages so a hostile file cannot make the result huge.
-type warnings struct {
-	msgs    []string
-	dropped int
-}
-
-func (w *warnings) addf(format string, args ...any) {
-	if len(w.msgs) >= maxWarnings {
-		w.dropped++
-		return
-	}
-	w.msgs = append(w.msgs, fmt.Sprintf(format, args...))
-}
-
-func (w *warnings) list() []string {
-	if w.dropped > 0 {
-		return append(w.msgs, fmt.Sprintf("%d more warnings not shown", w.dropped))
-	}
-	return w.msgs
 }

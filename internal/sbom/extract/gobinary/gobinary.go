@@ -57,33 +57,7 @@ func (*Extractor) MaxFileSize() int64 { return maxSize }
 // Required wants executable regular files, except those whose name says they are scripts,
 // sources or documents: reading every executable of an image is the cost of this extractor.
 func (*Extractor) Required(path string, mode fs.FileMode, size int64) bool {
-	if !mode.IsRegular() || mode&0o111 == 0 || size <= 0 || size > maxSize {
-		return false
-	}
-	return !nonBinaryName(path)
-}
-
-// nonBinarySuffixes are file name endings of executable files that are never compiled programs.
-var nonBinarySuffixes = [...]string{
-	".sh", ".bash", ".py", ".pl", ".pm", ".rb", ".js", ".mjs", ".cjs", ".ts", ".php", ".lua",
-	".txt", ".md", ".json", ".yaml", ".yml", ".xml", ".html", ".css", ".conf", ".cfg", ".ini",
-	".c", ".h", ".go", ".java", ".class", ".jar", ".png", ".jpg", ".gif", ".svg", ".ps1", ".bat",
-}
-
-// nonBinaryName reports whether the file name ends in a suffix of scripts, sources or documents,
-// without allocating.
-func nonBinaryName(path string) bool {
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || dot < strings.LastIndexByte(path, '/') {
-		return false
-	}
-	ext := path[dot:]
-	for _, s := range nonBinarySuffixes {
-		if len(ext) == len(s) && strings.EqualFold(ext, s) {
-			return true
-		}
-	}
-	return false
+	return extract.ExecutableCandidate(path, mode, size, maxSize)
 }
 
 // isExecutableFormat reports whether content starts like an ELF, PE or Mach-O file (thin or fat).

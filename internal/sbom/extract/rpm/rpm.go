@@ -148,14 +148,14 @@ func listPackages(file string) (infos []*rpmdb.PackageInfo, err error) {
 
 func convert(infos []*rpmdb.PackageInfo) extract.Result {
 	var res extract.Result
-	var w warnings
+	w := extract.Warnings{Max: maxWarnings}
 	for _, info := range infos {
 		// gpg-pubkey entries are the keys rpm trusts, stored as pseudo-packages.
 		if info.Name == "gpg-pubkey" {
 			continue
 		}
 		if info.Name == "" || info.Version == "" {
-			w.addf("package %q without name or version; skipped", info.Name)
+			w.Addf("package %q without name or version; skipped", info.Name)
 			continue
 		}
 		evr := info.Version
@@ -186,20 +186,20 @@ func convert(infos []*rpmdb.PackageInfo) extract.Result {
 			if ok {
 				p.Source = &sbom.Source{Name: name, Version: epochPrefix + version}
 			} else {
-				w.addf("package %s: unparsable source rpm %q", info.Name, info.SourceRpm)
+				w.Addf("package %s: unparsable source rpm %q", info.Name, info.SourceRpm)
 			}
 		}
 		res.Packages = append(res.Packages, p)
 
 		files, err := info.InstalledFileNames()
 		if err != nil {
-			w.addf("package %s: file list: %v", info.Name, err)
+			w.Addf("package %s: file list: %v", info.Name, err)
 			continue
 		}
 		owner := extract.PackageRef{Type: sbom.TypeRPM, Name: info.Name, Arch: info.Arch}
 		for _, f := range files {
 			if len(res.Owned) >= maxOwned {
-				w.addf("more than %d owned files; rest ignored", maxOwned)
+				w.Addf("more than %d owned files; rest ignored", maxOwned)
 				break
 			}
 			if !strings.HasPrefix(f, "/") {
@@ -208,7 +208,7 @@ func convert(infos []*rpmdb.PackageInfo) extract.Result {
 			res.Owned = append(res.Owned, extract.Ownership{Path: path.Clean(f), Owner: owner})
 		}
 	}
-	res.Warnings = w.list()
+	res.Warnings = w.List()
 	return res
 }
 
@@ -237,25 +237,4 @@ func ParseSourceRPM(s string) (name, versionRelease string, ok bool) {
 		return "", "", false
 	}
 	return base[:v], base[v+1:], true
-}
-
-// warnings collects at most maxWarnings messages so a hostile file cannot make the result huge.
-type warnings struct {
-	msgs    []string
-	dropped int
-}
-
-func (w *warnings) addf(format string, args ...any) {
-	if len(w.msgs) >= maxWarnings {
-		w.dropped++
-		return
-	}
-	w.msgs = append(w.msgs, fmt.Sprintf(format, args...))
-}
-
-func (w *warnings) list() []string {
-	if w.dropped > 0 {
-		return append(w.msgs, fmt.Sprintf("%d more warnings not shown", w.dropped))
-	}
-	return w.msgs
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract"
@@ -62,32 +61,7 @@ func (*Extractor) MaxFileSize() int64 { return maxSize }
 // Required wants executable regular files, except those whose name says they are scripts,
 // sources or documents.
 func (*Extractor) Required(path string, mode fs.FileMode, size int64) bool {
-	if !mode.IsRegular() || mode&0o111 == 0 || size <= 0 || size > maxSize {
-		return false
-	}
-	return !nonBinaryName(path)
-}
-
-var nonBinarySuffixes = [...]string{
-	".sh", ".bash", ".py", ".pl", ".pm", ".rb", ".js", ".mjs", ".cjs", ".ts", ".php", ".lua",
-	".txt", ".md", ".json", ".yaml", ".yml", ".xml", ".html", ".css", ".conf", ".cfg", ".ini",
-	".c", ".h", ".rs", ".go", ".java", ".class", ".jar", ".png", ".jpg", ".gif", ".svg", ".ps1", ".bat",
-}
-
-// nonBinaryName reports, without allocating, whether the file name ends in a suffix of scripts,
-// sources or documents.
-func nonBinaryName(path string) bool {
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || dot < strings.LastIndexByte(path, '/') {
-		return false
-	}
-	ext := path[dot:]
-	for _, s := range nonBinarySuffixes {
-		if len(ext) == len(s) && strings.EqualFold(ext, s) {
-			return true
-		}
-	}
-	return false
+	return extract.ExecutableCandidate(path, mode, size, maxSize)
 }
 
 // Extract implements extract.Extractor.
