@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/crowsnest-dev/crowsnest/internal/cli"
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
@@ -121,26 +123,30 @@ func TestBrokenBlobsAreErrorsNamingTheLayer(t *testing.T) {
 	}
 }
 
-// TestDecompressionBombIsBounded reads an 11 GiB zstd bomb with a small layer bound: the error
-// names the layer and memory stays bounded (the bomb is never held).
+// TestDecompressionBombIsBounded reads 11 GiB gzip and zstd bombs with a small layer bound: the
+// error names the layer and memory stays bounded (the bomb is never held).
 func TestDecompressionBombIsBounded(t *testing.T) {
 	reg := registryproc.Start(t)
-	ref := ib.Push(t, reg.Ref("bomb/zstd:1"), ib.ImageOfLayers(t, ib.DefaultConfig(), ib.ZstdBomb(t)))
 	ctx := context.Background()
-	target, err := image.Open(ctx, ref, image.Options{MaxLayerSize: 256 << 20, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := target.Image(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	set, err := catalog.Default(catalog.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = (&index.Indexer{Extractors: set}).Index(ctx, img)
-	if !errors.Is(err, image.ErrLayerTooLarge) || !strings.Contains(err.Error(), "layer 0 (sha256:") {
-		t.Fatalf("err = %v", err)
+	for name, layer := range map[string]func(testing.TB) v1.Layer{"gzip": ib.GzipBomb, "zstd": ib.ZstdBomb} {
+		t.Run(name, func(t *testing.T) {
+			ref := ib.Push(t, reg.Ref("bomb/"+name+":1"), ib.ImageOfLayers(t, ib.DefaultConfig(), layer(t)))
+			target, err := image.Open(ctx, ref, image.Options{MaxLayerSize: 256 << 20, CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := target.Image(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = (&index.Indexer{Extractors: set}).Index(ctx, img)
+			if !errors.Is(err, image.ErrLayerTooLarge) || !strings.Contains(err.Error(), "layer 0 (sha256:") {
+				t.Fatalf("err = %v", err)
+			}
+		})
 	}
 }
