@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/crowsnest-dev/crowsnest/internal/testutil/pgtest"
 )
 
 func client(t *testing.T) *http.Client {
@@ -39,7 +41,11 @@ func signIn(t *testing.T, f *fixture, c *http.Client, tok string) *http.Response
 }
 
 func TestSignInAndPages(t *testing.T) {
-	f := newFixture(t)
+	t.Run("sqlite", func(t *testing.T) { signInAndPages(t, newFixture(t)) })
+	t.Run("postgres", func(t *testing.T) { signInAndPages(t, newFixtureOn(t, pgtest.DSN(t))) })
+}
+
+func signInAndPages(t *testing.T, f *fixture) {
 	c := client(t)
 
 	// Every page needs a session; the API stays on bearer tokens.
@@ -164,4 +170,18 @@ func TestSafeNext(t *testing.T) {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzSafeNext: whatever a sign-in link carries, the redirect stays on the dashboard.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/ui/images?x=1", "//evil.example", "/ui/\\\\evil", "https://x/", "/ui/\r\nLocation: x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := safeNext(s)
+		u, err := url.Parse(got)
+		if !strings.HasPrefix(got, Prefix) || err != nil || u.Host != "" || u.Scheme != "" || strings.ContainsAny(got, "\r\n\\") {
+			t.Fatalf("safeNext(%q) = %q", s, got)
+		}
+	})
 }

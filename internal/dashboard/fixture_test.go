@@ -106,8 +106,13 @@ func indexed(t testing.TB, img ib.Layer, cfg ib.Config, repo string, layers ...i
 // and serves the API with the dashboard.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, "sqlite://"+filepath.Join(t.TempDir(), "c.db"))
+}
+
+func newFixtureOn(t testing.TB, dsn string) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "c.db"), nil)
+	st, err := store.Open(ctx, dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func (s *Store) FindingTrend(ctx context.Context, since, now time.Time) ([]Trend
 		out[i].Day = start.Add(time.Duration(i) * 24 * time.Hour)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT (time - $1) / $2, kind, COUNT(*) FROM finding_changes
-		WHERE time >= $3 GROUP BY (time - $4) / $5, kind`, start.UnixNano(), day, start.UnixNano(), start.UnixNano(), day)
+		WHERE time >= $1 GROUP BY 1, 2`, start.UnixNano(), day)
 	if err != nil {
 		return nil, fmt.Errorf("finding trend: %w", err)
 	}
