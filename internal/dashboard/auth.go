@@ -117,7 +117,7 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		d.log.Info("dashboard sign-in refused", "remote", r.RemoteAddr)
 		d.render(w, r, http.StatusUnauthorized, "signin", &view{Title: "Sign in",
-			Data: signinView{Next: next, Error: "That token is not valid. Create one with: crowsnest token create --scope read NAME"}})
+			Data: signinView{Next: next, Error: "That token is not valid. Create one with: crowsnest token create --scope read --name NAME"}})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: secret, Path: "/ui", MaxAge: int(sessionTTL.Seconds()),
