@@ -43,9 +43,11 @@ type Import struct {
 	// since one multi-row upsert cannot touch a row twice.
 	pendingIDs map[string]struct{}
 	changed    map[PackageKey]struct{}
-	res        ImportResult
-	err        error // the first write error; the import can then only be rolled back
-	done       bool
+	// touched are the ids replaced or removed, dropped from the decoded-advisory cache at Commit.
+	touched []string
+	res     ImportResult
+	err     error // the first write error; the import can then only be rolled back
+	done    bool
 }
 
 type knownAdvisory struct {
@@ -234,6 +236,7 @@ func (im *Import) writePending() error {
 			replaced = append(replaced, p.id)
 		}
 	}
+	im.touched = append(im.touched, replaced...)
 	// The old versions' keys changed too: a package may have stopped being affected.
 	if err := im.deleteAffected(replaced); err != nil {
 		return err
@@ -321,6 +324,7 @@ func (im *Import) deleteAdvisories(ids []string) error {
 	for _, id := range ids {
 		delete(im.known, id)
 	}
+	im.touched = append(im.touched, ids...)
 	im.res.Removed += len(ids)
 	return nil
 }
@@ -383,6 +387,7 @@ func (im *Import) Commit() (ImportResult, error) {
 	if err := im.tx.tx.Commit(); err != nil {
 		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
 	}
+	im.s.advCache.forget(im.touched)
 	res := im.res
 	for k := range im.changed {
 		res.ChangedKeys = append(res.ChangedKeys, k)
@@ -408,8 +413,11 @@ func (im *Import) Rollback() error {
 }
 
 // AdvisoriesFor returns the advisories affecting each of keys (keys without any are absent from
-// the map). The advisories' Details are left empty (see Advisory); an advisory affecting several
-// of keys is one shared value: callers must not modify it.
+// the map). The advisories' Details are left empty (see Advisory); an advisory may be shared
+// with other keys and other calls (the store caches decoded records): callers must not modify it.
+//
+// The lookup reads ids and content hashes first and fetches and decodes only the records not
+// already cached with that hash: decoding JSON was most of a match's time.
 func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[PackageKey][]*vuln.Advisory, error) {
 	keys = uniqueKeys(keys)
 	type ref struct {
@@ -417,44 +425,33 @@ func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[Packa
 		id string
 	}
 	var refs []ref
-	var raws []rawAdvisory
-	index := make(map[string]int) // id -> position in raws
+	found := make(map[string]*vuln.Advisory)
+	var missing []string
 	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
+		var hash []byte
 		for rows.Next() {
 			var r ref
-			var data []byte
-			if err := rows.Scan(&r.k.Ecosystem, &r.k.Name, &r.id, &data); err != nil {
+			if err := rows.Scan(&r.k.Ecosystem, &r.k.Name, &r.id, &hash); err != nil {
 				return err
 			}
-			if _, ok := index[r.id]; !ok {
-				index[r.id] = len(raws)
-				raws = append(raws, rawAdvisory{id: r.id, data: data})
+			if _, ok := found[r.id]; !ok {
+				a := s.advCache.get(r.id, hash)
+				found[r.id] = a
+				if a == nil {
+					missing = append(missing, r.id)
+				}
 			}
 			refs = append(refs, r)
 		}
 		return rows.Err()
 	}
-	build := func() (map[PackageKey][]*vuln.Advisory, error) {
-		if err := decodeAdvisories(raws); err != nil {
-			return nil, fmt.Errorf("advisories by key: %w", err)
-		}
-		out := make(map[PackageKey][]*vuln.Advisory)
-		for _, r := range refs {
-			out[r.k] = append(out[r.k], raws[index[r.id]].a)
-		}
-		// Sorted here rather than in SQL: SQLite's sorter would copy every record's JSON.
-		for _, as := range out {
-			slices.SortFunc(as, func(a, b *vuln.Advisory) int { return strings.Compare(a.ID, b.ID) })
-		}
-		return out, nil
+	if len(keys) == 0 {
+		return map[PackageKey][]*vuln.Advisory{}, nil
 	}
 	if s.dialect == dialectPostgres {
-		if len(keys) == 0 {
-			return map[PackageKey][]*vuln.Advisory{}, nil
-		}
 		es, ns := splitKeys(keys)
-		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.data
+		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.hash
 			FROM unnest($1::text[], $2::text[]) AS k(e, n)
 			JOIN affected af ON af.ecosystem = k.e AND af.name = k.n
 			JOIN advisories a ON a.id = af.advisory_id`, es, ns)
@@ -464,26 +461,86 @@ func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[Packa
 		if err := scan(rows); err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
-		return build()
+	} else {
+		for start := 0; start < len(keys); start += keyBatch {
+			chunk := keys[start:min(len(keys), start+keyBatch)]
+			q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.hash
+				FROM affected af JOIN advisories a ON a.id = af.advisory_id
+				WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
+			rows, err := s.db.QueryContext(ctx, q+`)`, args...)
+			if err != nil {
+				return nil, fmt.Errorf("advisories by key: %w", err)
+			}
+			if err := scan(rows); err != nil {
+				return nil, fmt.Errorf("advisories by key: %w", err)
+			}
+		}
 	}
-	for start := 0; start < len(keys); start += keyBatch {
-		chunk := keys[start:min(len(keys), start+keyBatch)]
-		q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.data
-			FROM affected af JOIN advisories a ON a.id = af.advisory_id
-			WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
-		rows, err := s.db.QueryContext(ctx, q+`)`, args...)
+	if len(missing) > 0 {
+		raws, err := s.readAdvisories(ctx, missing)
 		if err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
-		if err := scan(rows); err != nil {
+		if err := decodeAdvisories(raws); err != nil {
 			return nil, fmt.Errorf("advisories by key: %w", err)
 		}
+		for _, r := range raws {
+			found[r.id] = r.a
+			s.advCache.put(r.id, r.hash, r.a)
+		}
 	}
-	return build()
+	out := make(map[PackageKey][]*vuln.Advisory)
+	for _, r := range refs {
+		// A record deleted between the two reads is left out, as if the first read had
+		// come later.
+		if a := found[r.id]; a != nil {
+			out[r.k] = append(out[r.k], a)
+		}
+	}
+	for _, as := range out {
+		slices.SortFunc(as, func(a, b *vuln.Advisory) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out, nil
+}
+
+// readAdvisories reads the stored JSON and hash of ids.
+func (s *Store) readAdvisories(ctx context.Context, ids []string) ([]rawAdvisory, error) {
+	var out []rawAdvisory
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var r rawAdvisory
+			if err := rows.Scan(&r.id, &r.hash, &r.data); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	}
+	if s.dialect == dialectPostgres {
+		rows, err := s.db.QueryContext(ctx, `SELECT id, hash, data FROM advisories WHERE id = ANY($1::text[])`, ids)
+		if err != nil {
+			return nil, err
+		}
+		return out, scan(rows)
+	}
+	for start := 0; start < len(ids); start += keyBatch {
+		chunk := ids[start:min(len(ids), start+keyBatch)]
+		q, args := idInQuery(s.dialect, `SELECT id, hash, data FROM advisories WHERE id IN (`, chunk)
+		rows, err := s.db.QueryContext(ctx, q+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		if err := scan(rows); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 type rawAdvisory struct {
 	id   string
+	hash []byte
 	data []byte
 	a    *vuln.Advisory
 }

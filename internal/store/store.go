@@ -75,6 +75,8 @@ type Store struct {
 	writer chan struct{}
 	enc    *zstd.Encoder
 	dec    *zstd.Decoder
+	// advCache keeps decoded advisories for AdvisoriesFor (see advisoryCache).
+	advCache *advisoryCache
 }
 
 // Open opens (creating if needed) the database named by dsn and applies pending migrations.
@@ -92,7 +94,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), err)
 	}
-	s := &Store{db: db, dialect: d, log: log}
+	s := &Store{db: db, dialect: d, log: log, advCache: newAdvisoryCache(advisoryCacheSize)}
 	if d == dialectSQLite {
 		s.writer = make(chan struct{}, 1)
 		// Readers and the one writer each need a connection; more buys nothing on SQLite.
