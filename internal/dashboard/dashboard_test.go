@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/pgtest"
 )
 
@@ -123,6 +124,16 @@ func signInAndPages(t *testing.T, f *fixture) {
 	}
 	if code, body, _ := get(t, c, f.srv.URL+"/ui/search?q=CVE-1999-0001"); code != 200 || !strings.Contains(body, "No stored image is affected") {
 		t.Fatalf("unknown CVE: %d", code)
+	}
+
+	// Integrations show what they send, never their URL or secret.
+	if err := f.st.PutIntegration(t.Context(), store.Integration{Name: "sec-channel", Kind: "slack", URL: "https://hooks.slack.example/T0/B0/SECRETPATH",
+		MinSeverity: "high", Enabled: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := get(t, c, f.srv.URL+"/ui/settings"); !strings.Contains(body, "sec-channel") || !strings.Contains(body, "high and above") ||
+		strings.Contains(body, "SECRETPATH") {
+		t.Error("settings: integration missing or its URL shown")
 	}
 
 	// An admin sees the token list, never the secrets.

@@ -486,8 +486,15 @@ type settingsView struct {
 	Webhooks     []kv
 	HasMetrics   bool
 	Tokens       []store.Token
+	Integrations []integrationView
 	Admin        bool
 	Stats        store.Stats
+}
+
+type integrationView struct {
+	Name, Kind, MinSeverity string
+	Enabled, FixableOnly    bool
+	Events, Repositories    []string
 }
 
 type registryView struct {
@@ -518,6 +525,15 @@ func (d *Dashboard) settings(w http.ResponseWriter, r *http.Request, v *view) er
 	}
 	if out.Stats, err = d.st.Stats(ctx); err != nil {
 		return err
+	}
+	ints, err := d.st.Integrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ints {
+		// Never the URL or secret: a Slack webhook URL is itself a credential.
+		out.Integrations = append(out.Integrations, integrationView{Name: in.Name, Kind: in.Kind, Enabled: in.Enabled,
+			MinSeverity: in.MinSeverity, FixableOnly: in.FixableOnly, Events: in.Events, Repositories: in.Repositories})
 	}
 	if d.metrics != nil {
 		out.HasMetrics = true
