@@ -25,7 +25,7 @@ const (
 // Dispatcher bounds.
 const (
 	// changesPage is how many finding changes one outbox transaction consumes.
-	changesPage = 5000
+	changesPage  = 5000
 	failuresPage = 500
 	// maxPagesPerTick keeps one tick from running forever behind a flood of changes.
 	maxPagesPerTick = 20

@@ -177,16 +177,16 @@ func (s *Sender) classify(status int, err error) outcome {
 	switch {
 	case errors.As(err, &ra):
 		return outcome{retryAfter: ra.d, err: err}
-	case err != nil:
+	case status == 0:
 		return outcome{retry: true, err: err}
 	case status >= 200 && status < 300:
 		return outcome{done: true}
 	case status == http.StatusRequestTimeout || status >= 500:
-		return outcome{retry: true, err: fmt.Errorf("receiver answered %d", status)}
+		return outcome{retry: true, err: err}
 	default:
 		// Other 4xx answers (Slack's invalid_token, channel_not_found, ...) do not improve by
 		// asking again.
-		return outcome{done: true, err: fmt.Errorf("receiver answered %d", status)}
+		return outcome{done: true, err: err}
 	}
 }
 
