@@ -79,7 +79,7 @@ advisories and keeps the results current. Commands work on one image without any
 		"store: sqlite://PATH or postgres://... (default: SQLite in --data-dir; env CROWSNEST_DB)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("CROWSNEST_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("CROWSNEST_LOG_FORMAT", "text"), "log format: text or json")
-	root.AddCommand(newVersionCmd(g), newSBOMCmd(g), newCVEsCmd(g), newDBCmd(g), newWatchCmd(g), newImagesCmd(g), newDemoCmd(g), newServeCmd(g), newTokenCmd(g), newLoginCmd(g))
+	root.AddCommand(newVersionCmd(g), newSBOMCmd(g), newCVEsCmd(g), newDBCmd(g), newWatchCmd(g), newImagesCmd(g), newDemoCmd(g), newServeCmd(g), newTokenCmd(g), newLoginCmd(g), newNotifyCmd(g))
 	return root
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crowsnest-dev/crowsnest/internal/dashboard"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
+	"github.com/crowsnest-dev/crowsnest/internal/notify"
 	"github.com/crowsnest-dev/crowsnest/internal/queue"
 	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/server"
@@ -29,6 +30,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		maxBody         int64
 		advisoryRefresh time.Duration
 		osvMirror       string
+		notifyInterval  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -55,7 +57,10 @@ queue's elected leader.`,
 			workers := river.NewWorkers()
 			periodic := refresh.Register(workers, svc, refresh.Config{Interval: advisoryRefresh, Mirror: osvMirror,
 				TempDir: filepath.Join(g.dataDir, "tmp"), Log: log})
-			q, err := queue.Open(ctx, g.dbDSN(), queue.Config{Workers: workers, MaxWorkers: 1, PeriodicJobs: periodic, Logger: log})
+			// Notification sends share the queue; more than one worker keeps them from waiting behind
+			// an hour-long advisory refresh (which is unique per interval, so it never runs twice).
+			registerNotify(workers, svc.Store, log)
+			q, err := queue.Open(ctx, g.dbDSN(), queue.Config{Workers: workers, MaxWorkers: 4, PeriodicJobs: periodic, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -68,6 +73,11 @@ queue's elected leader.`,
 				defer cancel()
 				q.Stop(sctx)
 			}()
+			stopNotify, err := startNotifications(ctx, log, svc.Store, g.dbDSN(), q, notifyInterval)
+			if err != nil {
+				return err
+			}
+			defer stopNotify()
 			metrics := server.NewMetrics()
 			return serveAPI(ctx, log, svc, q, metrics, listen, maxBody, g.dbDSN())
 		},
@@ -76,6 +86,7 @@ queue's elected leader.`,
 	cmd.Flags().Int64Var(&maxBody, "max-body", server.DefaultMaxBodyBytes, "largest accepted request body in bytes (pushed SBOMs)")
 	cmd.Flags().DurationVar(&advisoryRefresh, "advisory-refresh", 0, "refresh advisories this often and re-match stored images, e.g. 6h (0: never)")
 	cmd.Flags().StringVar(&osvMirror, "osv-mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror for --advisory-refresh")
+	cmd.Flags().DurationVar(&notifyInterval, "notify-interval", defaultNotifyInterval, "how often new finding changes are turned into notifications (crowsnest notify)")
 	return cmd
 }
 
@@ -96,6 +107,7 @@ func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q qu
 	if err != nil {
 		return err
 	}
+	(&notify.API{Store: svc.Store, Sender: &notify.Sender{Store: svc.Store, Log: log}, Log: log}).Register(srv)
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)

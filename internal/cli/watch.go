@@ -40,6 +40,7 @@ type watchFlags struct {
 	osvMirror       string
 	server          string
 	listen          string
+	notifyInterval  time.Duration
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -81,6 +82,7 @@ with CROWSNEST_REGISTRY_USER/_PASSWORD/_TOKEN and CROWSNEST_OCI_WEBHOOK_TOKEN.`,
 	fl.StringVar(&f.listen, "listen", "", "also serve the JSON API, dashboard and /metrics on this address (embedded mode), e.g. 127.0.0.1:8080")
 	fl.StringVar(&f.server, "server", os.Getenv("CROWSNEST_SERVER"), "push results to this crowsnest server (agent mode; token from CROWSNEST_TOKEN or crowsnest login)")
 	fl.DurationVar(&f.advisoryRefresh, "advisory-refresh", 0, "refresh advisories (osv.dev or --osv-mirror) this often and re-match stored images, e.g. 6h (0: never; use crowsnest db update)")
+	fl.DurationVar(&f.notifyInterval, "notify-interval", defaultNotifyInterval, "how often new finding changes are turned into notifications (crowsnest notify; not in agent mode)")
 	fl.StringVar(&f.osvMirror, "osv-mirror", os.Getenv("CROWSNEST_OSV_MIRROR"), "base URL of an OSV mirror for --advisory-refresh (env CROWSNEST_OSV_MIRROR)")
 	cmd.MarkFlagRequired("registry")
 	return cmd
@@ -188,6 +190,14 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 		})
 		tw.Flush()
 		return err
+	}
+	if f.server == "" {
+		// Agent mode notifies from the server; otherwise this process is the one that knows.
+		stopNotify, err := startNotifications(ctx, log, svc.Store, g.dbDSN(), nil, f.notifyInterval)
+		if err != nil {
+			return err
+		}
+		defer stopNotify()
 	}
 	log.Info("watching", "registry", opts.Registry.String(), "allImages", opts.AllImages,
 		"refreshRegistry", opts.RefreshRegistry, "interval", opts.Interval, "workers", opts.Workers)
