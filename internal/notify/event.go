@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/vuln"
@@ -190,6 +191,10 @@ func (f filter) repository(repos []string) (string, bool) {
 		return repos[0], true
 	}
 	for _, r := range repos {
+		if !utf8.ValidString(r) {
+			// regexp would read invalid bytes as U+FFFD and match what the glob does not say
+			continue
+		}
 		for _, re := range f.repos {
 			if re.MatchString(r) {
 				return r, true
@@ -202,8 +207,8 @@ func (f filter) repository(repos []string) (string, bool) {
 // globRegexp compiles a repository glob: '*' matches any run of characters including '/', '?'
 // one character (as --registry include/exclude do).
 func globRegexp(g string) (*regexp.Regexp, error) {
-	if g == "" || len(g) > 512 {
-		return nil, fmt.Errorf("repository glob %q: empty or longer than 512 bytes", g)
+	if g == "" || len(g) > 512 || !utf8.ValidString(g) {
+		return nil, fmt.Errorf("repository glob %q: empty, longer than 512 bytes or not UTF-8", g)
 	}
 	var b strings.Builder
 	b.WriteString("^")

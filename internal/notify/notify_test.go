@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -669,7 +670,7 @@ func FuzzGlob(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, glob, repo string) {
 		re, err := globRegexp(glob)
-		if err != nil {
+		if err != nil || !utf8.ValidString(repo) {
 			return
 		}
 		if !strings.ContainsAny(glob, "*?") && re.MatchString(repo) != (glob == repo) {
