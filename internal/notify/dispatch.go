@@ -30,6 +30,8 @@ const (
 	// maxPagesPerTick keeps one tick from running forever behind a flood of changes.
 	maxPagesPerTick = 20
 	enqueueBatch    = 500
+	// failureSettle is how old an index failure must be before it is announced.
+	failureSettle = 2 * time.Second
 )
 
 // Inserter is the part of the job queue the dispatcher uses.
@@ -45,6 +47,15 @@ type Dispatcher struct {
 	Queue  Inserter
 	Sender *Sender
 	Log    *slog.Logger
+	// Now is the clock that decides when an index failure has settled (tests move it).
+	Now func() time.Time
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 // TickStats says what one tick did.
@@ -138,6 +149,15 @@ func (d *Dispatcher) page(ctx context.Context, st *TickStats) (more bool, err er
 	fullFailures := len(failures) == failuresPage
 	if fullFailures {
 		failures = trimLastFailureTime(failures)
+	}
+	// A failure is stamped before its transaction commits: leave the newest ones for a later
+	// tick, so the cursor cannot pass one that is still being written.
+	settled := d.now().Add(-failureSettle)
+	for i, fl := range failures {
+		if fl.FailedAt.After(settled) {
+			failures, fullFailures = failures[:i], false
+			break
+		}
 	}
 	if len(changes) == 0 && len(failures) == 0 {
 		return false, nil

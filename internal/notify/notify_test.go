@@ -247,8 +247,13 @@ func TestFilters(t *testing.T) {
 		if err := e.st.MarkFailed(ctx, "sha256:feed", "team/frontend", "2", "manifest unknown", 5); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Tick(ctx); err != nil {
-			t.Fatal(err)
+		if st, err := d.Tick(ctx); err != nil || st.Failures != 0 {
+			t.Fatalf("tick %+v %v: a failure recorded this instant may still be committing; it waits", st, err)
+		}
+		later := time.Now().Add(time.Minute)
+		d.Now = func() time.Time { return later }
+		if st, err := d.Tick(ctx); err != nil || st.Failures != 1 {
+			t.Fatalf("tick %+v %v: want the settled failure", st, err)
 		}
 		ids := func(name string) map[string]Event {
 			return e.payloads(t, name)
@@ -565,6 +570,14 @@ func TestRestartMidDelivery(t *testing.T) {
 		}
 		defer q2.Stop(ctx)
 		waitFor(t, "every delivery after the restart", 30*time.Second, func() bool { return e.states(t)[store.DeliverySent] == images })
+		// River keeps the send jobs unique by delivery id, sent ones included.
+		sent, err := e.st.Deliveries(ctx, store.DeliveryQuery{State: store.DeliverySent, Limit: 1})
+		if err != nil || len(sent) != 1 {
+			t.Fatal(sent, err)
+		}
+		if inserted, err := q2.Insert(ctx, SendArgs{Delivery: sent[0].ID}, s.InsertOpts()); err != nil || inserted {
+			t.Fatalf("re-inserting the send job of %s: inserted %v, %v", sent[0].ID, inserted, err)
+		}
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		if len(rc.accepted) != images || len(rc.bad) != 0 {
@@ -675,6 +688,55 @@ func FuzzGlob(f *testing.F) {
 		}
 		if !strings.ContainsAny(glob, "*?") && re.MatchString(repo) != (glob == repo) {
 			t.Fatalf("glob %q without wildcards matched %q differently from equality", glob, repo)
+		}
+	})
+}
+
+// Two dispatchers (two serve replicas) ticking at once on one database record each delivery once
+// and queue it once.
+func TestConcurrentDispatchers(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		ctx := context.Background()
+		const images = 20
+		for i := range images {
+			e.image(t, i, fmt.Sprintf("team/app%d", i), "1")
+		}
+		q := &jobs{}
+		st2, err := store.Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st2.Close()
+		d1 := &Dispatcher{Store: e.st, Queue: q, Sender: &Sender{Store: e.st}}
+		d2 := &Dispatcher{Store: st2, Queue: q, Sender: &Sender{Store: st2}}
+		d1.Tick(ctx)
+		e.integration(t, store.Integration{Name: "hook", Kind: KindWebhook, URL: "https://example.invalid/"})
+		e.importAdvisories(t, osvRecord("DLA-8000-1", "openssl", "", "high"))
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for _, d := range []*Dispatcher{d1, d2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					if _, err := d.Tick(ctx); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n := len(e.payloads(t, "hook")); n != images || len(q.list) != images {
+			t.Fatalf("%d deliveries, %d jobs; want %d each", n, len(q.list), images)
+		}
+		if st := e.states(t); st[store.DeliveryQueued] != images {
+			t.Fatalf("states %v", st)
 		}
 	})
 }
