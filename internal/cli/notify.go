@@ -275,6 +275,11 @@ func startNotifications(ctx context.Context, log *slog.Logger, st *store.Store, 
 		}
 	}
 	d := &notify.Dispatcher{Store: st, Queue: q, Sender: sender, Log: log}
+	// One tick before the caller starts producing changes: on a fresh database it starts the
+	// cursors at the present, so what this process indexes next is announced.
+	if _, err := d.Tick(ctx); err != nil {
+		log.Error("notification dispatch", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
