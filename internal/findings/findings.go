@@ -5,9 +5,12 @@ package findings
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/crowsnest-dev/crowsnest/internal/advisory"
@@ -143,8 +146,34 @@ func (s *Service) Import(ctx context.Context, path, source string, full bool) (I
 	return rep, nil
 }
 
+// matchImages matches the packages of each of digests against src, on every core.
+func matchImages(ctx context.Context, src match.AdvisorySource, digests []string, byImage map[string][]vuln.PackageRef, scope []store.PackageKey) ([]store.FindingsUpdate, error) {
+	updates := make([]store.FindingsUpdate, len(digests))
+	workers := min(runtime.GOMAXPROCS(0), len(digests))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(digests); i += workers {
+				d := digests[i]
+				found, err := match.MatchPackages(ctx, src, byImage[d])
+				if err != nil {
+					errs[w] = fmt.Errorf("match %s: %w", d, err)
+					return
+				}
+				updates[i] = store.FindingsUpdate{Digest: d, Scope: scope, Findings: found}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return updates, nil
+}
+
 // rematchBatch bounds how many images one findings transaction covers.
-const rematchBatch = 500
+const rematchBatch = 2500
 
 // Rematch recomputes, for every stored image holding a package with one of keys, the findings of
 // those packages, and records what changed.
@@ -189,17 +218,35 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 	}
 	sort.Strings(digests)
 	now := s.now()
-	for start := 0; start < len(digests); start += rematchBatch {
-		end := min(start+rematchBatch, len(digests))
-		updates := make([]store.FindingsUpdate, 0, end-start)
-		for _, d := range digests[start:end] {
-			found, err := match.MatchPackages(ctx, cached, byImage[d])
-			if err != nil {
-				return total, fmt.Errorf("match %s: %w", d, err)
+	// Matching is CPU work and writing is mostly the database's: the next batch is matched (on
+	// every core) while the previous one is written.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		updates []store.FindingsUpdate
+		err     error
+	}
+	batches := make(chan batch, 1)
+	go func() {
+		defer close(batches)
+		for start := 0; start < len(digests); start += rematchBatch {
+			chunk := digests[start:min(start+rematchBatch, len(digests))]
+			updates, err := matchImages(ctx, cached, chunk, byImage, keys)
+			select {
+			case batches <- batch{updates, err}:
+			case <-ctx.Done():
+				return
 			}
-			updates = append(updates, store.FindingsUpdate{Digest: d, Scope: keys, Findings: found})
+			if err != nil {
+				return
+			}
 		}
-		sum, err := s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
+	}()
+	for b := range batches {
+		if b.err != nil {
+			return total, b.err
+		}
+		sum, err := s.Store.ReplaceFindingsBatch(ctx, b.updates, ReasonAdvisoryUpdate, now)
 		if err != nil {
 			return total, err
 		}
@@ -207,6 +254,9 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 		total.ImagesLost += sum.ImagesLost
 		total.Added += sum.Added
 		total.Removed += sum.Removed
+	}
+	if err := ctx.Err(); err != nil {
+		return total, err
 	}
 	return total, nil
 }

@@ -51,6 +51,7 @@ func (s *Store) ReplaceFindings(ctx context.Context, digest string, scope []Pack
 type storedFinding struct {
 	typ, name, version, vulnID string
 	ecosystem, matchName       string
+	severity                   string
 	hash                       []byte
 }
 
@@ -97,16 +98,27 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		if err != nil {
 			return err
 		}
-		var inserts, updatesRows []findingRow
+		// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
+		// severity index (an upsert rewrites every index over a column it sets).
+		var inserts, updatesRows, reseverityRows []findingRow
 		var deletes []storedFindingRef
+		// A re-match gives every image the same scope slice (thousands of keys): build its set
+		// once, not once per image.
+		var lastScope []PackageKey
+		var scope map[PackageKey]struct{}
 		for _, u := range updates {
-			var scope map[PackageKey]struct{}
-			if u.Scope != nil {
+			switch {
+			case u.Scope == nil:
+				scope = nil
+			case len(u.Scope) == 0:
+				scope = map[PackageKey]struct{}{}
+			case scope == nil || len(u.Scope) != len(lastScope) || &u.Scope[0] != &lastScope[0]:
 				scope = make(map[PackageKey]struct{}, len(u.Scope))
 				for _, k := range u.Scope {
 					scope[k] = struct{}{}
 				}
 			}
+			lastScope = u.Scope
 			old := existing[u.Digest]
 			seen := make(map[string]struct{}, len(u.Findings))
 			gained, lost := false, false
@@ -135,8 +147,11 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 					inserts = append(inserts, r)
 					gained = true
 					sum.Added++
-				case !bytes.Equal(prev.hash, r.hash):
+				case bytes.Equal(prev.hash, r.hash):
+				case prev.severity == f.Severity && prev.ecosystem == f.Package.Ecosystem && prev.matchName == f.Package.MatchName:
 					updatesRows = append(updatesRows, r)
+				default:
+					reseverityRows = append(reseverityRows, r)
 				}
 			}
 			for key, prev := range old {
@@ -166,8 +181,8 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		if len(removed) != len(deletes) {
 			return fmt.Errorf("deleted %d findings, expected %d: concurrent change", len(removed), len(deletes))
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `, 11, len(inserts), func(i int, args []any) []any {
+		if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
+			"ecosystem", "match_name", "severity", "fixed_version", "hash", "data"}, len(inserts), func(i int, args []any) []any {
 			r := inserts[i]
 			p := &r.f.Package
 			return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
@@ -175,24 +190,32 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		}); err != nil {
 			return fmt.Errorf("insert findings: %w", err)
 		}
-		// One multi-row upsert instead of an UPDATE per row: a changed fixed version touches
-		// tens of thousands of findings, and row-at-a-time statements dominated the re-match.
-		if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `,
-			` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET
-			ecosystem = excluded.ecosystem, match_name = excluded.match_name, severity = excluded.severity,
-			fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
-			11, len(updatesRows), func(i int, args []any) []any {
-				r := updatesRows[i]
+		// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
+		// of thousands of findings, and row-at-a-time statements dominated the re-match.
+		const upsertPrefix = `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
+			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `
+		const conflict = ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET `
+		row := func(rs []findingRow) func(i int, args []any) []any {
+			return func(i int, args []any) []any {
+				r := rs[i]
 				p := &r.f.Package
 				return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
 					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
-			}); err != nil {
+			}
+		}
+		if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`fixed_version = excluded.fixed_version,
+			hash = excluded.hash, data = excluded.data`, 11, len(updatesRows), row(updatesRows)); err != nil {
+			return fmt.Errorf("update findings: %w", err)
+		}
+		if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`ecosystem = excluded.ecosystem,
+			match_name = excluded.match_name, severity = excluded.severity,
+			fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
+			11, len(reseverityRows), row(reseverityRows)); err != nil {
 			return fmt.Errorf("update findings: %w", err)
 		}
 		ts := now.UnixNano()
 		n := len(inserts)
-		if err := insertRows(ctx, tx, `INSERT INTO finding_changes (time, image_digest, kind, reason, data) VALUES `, 5, n+len(removed),
+		if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "data"}, n+len(removed),
 			func(i int, args []any) []any {
 				if i < n {
 					return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].data)
@@ -228,13 +251,13 @@ type removedFinding struct {
 // finding key.
 func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]map[string]storedFinding, error) {
 	out := make(map[string]map[string]storedFinding, len(digests))
-	const cols = `image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, hash`
+	const cols = `image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, severity, hash`
 	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
 		for rows.Next() {
 			var d string
 			var f storedFinding
-			if err := rows.Scan(&d, &f.typ, &f.name, &f.version, &f.vulnID, &f.ecosystem, &f.matchName, &f.hash); err != nil {
+			if err := rows.Scan(&d, &f.typ, &f.name, &f.version, &f.vulnID, &f.ecosystem, &f.matchName, &f.severity, &f.hash); err != nil {
 				return err
 			}
 			m := out[d]

@@ -87,7 +87,7 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 		}); err != nil {
 			return fmt.Errorf("layers: %w", err)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `, 8, len(sb.Packages), func(i int, args []any) []any {
+		if err := copyRows(ctx, tx, "packages", []string{"image_digest", "idx", "type", "name", "version", "purl", "ecosystem", "match_name"}, len(sb.Packages), func(i int, args []any) []any {
 			p := &sb.Packages[i]
 			var k PackageKey
 			if i < len(keys) {

@@ -39,7 +39,8 @@ import (
 	"strconv"
 	"strings"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/klauspost/compress/zstd"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -191,6 +192,11 @@ func sqliteConn(path string) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "cache_size(-65536)")
+	// Checkpoint every 64 MB of WAL rather than 4 MB: an image write dirties hundreds of pages
+	// of the key-ordered packages tree, and fewer checkpoints write (and sync) each page fewer
+	// times (PutImage 13 ms -> 9.5 ms). journal_size_limit truncates the WAL back afterwards.
+	q.Add("_pragma", "wal_autocheckpoint(16384)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
 	q.Set("_txlock", "immediate")
 	// "file:" URIs treat '?' and '#' specially; escape them so any path works.
 	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
@@ -237,6 +243,8 @@ type txw struct {
 	tx    *sql.Tx
 	d     dialect
 	stmts map[string]*sql.Stmt
+	// conn is the transaction's connection when bulk rows may go through COPY (PostgreSQL).
+	conn *sql.Conn
 }
 
 // cacheArgs is the argument count from which a statement is kept prepared.
@@ -289,11 +297,26 @@ func (s *Store) write(ctx context.Context, fn func(tx *txw) error) error {
 		return err
 	}
 	defer unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	var conn *sql.Conn
+	if s.dialect == dialectPostgres {
+		// A connection of its own, so that copyRows can reach pgx's COPY on it.
+		if conn, err = s.db.Conn(ctx); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer conn.Close()
+	}
+	var tx *sql.Tx
+	if conn != nil {
+		tx, err = conn.BeginTx(ctx, nil)
+	} else {
+		tx, err = s.db.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(newTxw(tx, s.dialect)); err != nil {
+	w := newTxw(tx, s.dialect)
+	w.conn = conn
+	if err := fn(w); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -302,6 +325,52 @@ func (s *Store) write(ctx context.Context, fn func(tx *txw) error) error {
 	}
 	return nil
 }
+
+// copyThreshold is the row count from which copyRows uses COPY: below it a multi-row INSERT
+// costs less than COPY's extra round trips.
+const copyThreshold = 64
+
+// copyRows inserts n rows into table (columns cols): on PostgreSQL with COPY FROM, which skips
+// parsing and planning a statement of thousands of parameters; elsewhere with multi-row INSERTs.
+func copyRows(ctx context.Context, tx *txw, table string, cols []string, n int, row func(i int, args []any) []any) error {
+	if tx.conn == nil || tx.d != dialectPostgres || n < copyThreshold {
+		return insertRows(ctx, tx, `INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) VALUES `, len(cols), n, row)
+	}
+	return tx.conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("copy into %s: unexpected driver connection %T", table, dc)
+		}
+		src := &rowSource{n: n, row: row, args: make([]any, 0, len(cols))}
+		got, err := sc.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, src)
+		if err != nil {
+			return err
+		}
+		if got != int64(n) {
+			return fmt.Errorf("copy into %s: %d of %d rows written", table, got, n)
+		}
+		return nil
+	})
+}
+
+// rowSource adapts a row function to pgx.CopyFromSource.
+type rowSource struct {
+	n, i int
+	row  func(i int, args []any) []any
+	args []any
+}
+
+func (r *rowSource) Next() bool {
+	if r.i >= r.n {
+		return false
+	}
+	r.args = r.row(r.i, r.args[:0])
+	r.i++
+	return true
+}
+
+func (r *rowSource) Values() ([]any, error) { return r.args, nil }
+func (r *rowSource) Err() error             { return nil }
 
 // param returns placeholder n: "$n" on PostgreSQL, "?" on SQLite, where generated statements
 // number their parameters in order and named/numbered ones cost a linear lookup each in
