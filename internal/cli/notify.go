@@ -256,7 +256,9 @@ func startNotifications(ctx context.Context, log *slog.Logger, st *store.Store, 
 	if q == nil {
 		workers := river.NewWorkers()
 		notify.Register(workers, sender)
-		own, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: 4, Logger: log})
+		// NoLeader: the watcher's own client must stay the one that runs its periodic jobs
+		// (advisory refresh) and River's maintenance (retries, rescues) for both.
+		own, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: 4, Logger: log, NoLeader: true})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("notifications: %w", err)

@@ -59,6 +59,10 @@ type Config struct {
 	// an embedded database): jobs left running by a killed predecessor are made available again at
 	// Open instead of waiting for River's stuck-job rescuer.
 	SoleWorker bool
+	// NoLeader keeps this client out of River's leader election: it works jobs but runs no
+	// periodic jobs or maintenance. For a second client in a process whose main client has the
+	// periodic jobs (watch's notification sender), which must not win the election and starve them.
+	NoLeader bool
 }
 
 // migrationLock is the PostgreSQL advisory lock key serializing River's migrations ("crowsriv").
@@ -177,7 +181,7 @@ func open[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Conf
 		FetchPollInterval: cfg.PollInterval, JobTimeout: JobTimeout, RescueStuckJobsAfter: rescueAfter,
 		// Processes with different roles share one queue (serve runs refreshes, watch indexes):
 		// each takes only the kinds it has workers for.
-		FetchOnlyKnownKinds: true}
+		FetchOnlyKnownKinds: true, LeaderElectionDisabled: cfg.NoLeader}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = 200 * time.Millisecond
 	}
