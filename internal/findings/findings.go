@@ -89,9 +89,7 @@ func (s *Service) Ingest(ctx context.Context, sb *sbom.SBOM, reason string) ([]v
 	if sb.Image.Digest == "" {
 		return nil, fmt.Errorf("store %s: an image without a digest cannot be stored", sb.Image.Reference)
 	}
-	if err := s.Store.PutImage(ctx, sb, Keys(sb)); err != nil {
-		return nil, err
-	}
+	// Matched before storing, so the image and its findings go in as one transaction.
 	found, warnings, err := s.Match(ctx, sb)
 	if err != nil {
 		return nil, fmt.Errorf("match %s: %w", sb.Image.Digest, err)
@@ -99,7 +97,7 @@ func (s *Service) Ingest(ctx context.Context, sb *sbom.SBOM, reason string) ([]v
 	for _, w := range warnings {
 		s.log().Warn(w, "image", sb.Image.Digest)
 	}
-	if _, _, err := s.Store.ReplaceFindings(ctx, sb.Image.Digest, nil, found, reason, s.now()); err != nil {
+	if _, err := s.Store.PutImageFindings(ctx, sb, Keys(sb), found, reason, s.now()); err != nil {
 		return nil, err
 	}
 	return found, nil

@@ -86,151 +86,157 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 		digests = append(digests, u.Digest)
 	}
 	err := s.write(ctx, func(tx *txw) error {
-		if tx.d == dialectPostgres {
-			// Change ids must become visible in order, or a reader paging by id (Changes)
-			// could pass an id whose transaction commits later. Writers of changes take turns;
-			// on SQLite the write lock already does this.
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
-				return fmt.Errorf("lock: %w", err)
-			}
-		}
-		existing, err := loadFindings(ctx, tx, digests)
-		if err != nil {
-			return err
-		}
-		// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
-		// severity index (an upsert rewrites every index over a column it sets).
-		var inserts, updatesRows, reseverityRows []findingRow
-		var deletes []storedFindingRef
-		// A re-match gives every image the same scope slice (thousands of keys): build its set
-		// once, not once per image.
-		var lastScope []PackageKey
-		var scope map[PackageKey]struct{}
-		for _, u := range updates {
-			switch {
-			case u.Scope == nil:
-				scope = nil
-			case len(u.Scope) == 0:
-				scope = map[PackageKey]struct{}{}
-			case scope == nil || len(u.Scope) != len(lastScope) || &u.Scope[0] != &lastScope[0]:
-				scope = make(map[PackageKey]struct{}, len(u.Scope))
-				for _, k := range u.Scope {
-					scope[k] = struct{}{}
-				}
-			}
-			lastScope = u.Scope
-			old := existing[u.Digest]
-			seen := make(map[string]struct{}, len(u.Findings))
-			gained, lost := false, false
-			for i := range u.Findings {
-				f := &u.Findings[i]
-				if scope != nil {
-					if _, ok := scope[PackageKey{f.Package.Ecosystem, f.Package.MatchName}]; !ok {
-						return fmt.Errorf("image %s: finding %s of %s (%s %s) is outside the update's scope",
-							u.Digest, f.VulnerabilityID, f.Package.Name, f.Package.Ecosystem, f.Package.MatchName)
-					}
-				}
-				key := f.Key()
-				if _, dup := seen[key]; dup {
-					continue
-				}
-				seen[key] = struct{}{}
-				data, err := json.Marshal(f)
-				if err != nil {
-					return fmt.Errorf("image %s: encode finding %s: %w", u.Digest, f.VulnerabilityID, err)
-				}
-				h := sha256.Sum256(data)
-				r := findingRow{digest: u.Digest, f: f, data: data, hash: h[:]}
-				prev, ok := old[key]
-				switch {
-				case !ok:
-					inserts = append(inserts, r)
-					gained = true
-					sum.Added++
-				case bytes.Equal(prev.hash, r.hash):
-				case prev.severity == f.Severity && prev.ecosystem == f.Package.Ecosystem && prev.matchName == f.Package.MatchName:
-					updatesRows = append(updatesRows, r)
-				default:
-					reseverityRows = append(reseverityRows, r)
-				}
-			}
-			for key, prev := range old {
-				if scope != nil {
-					if _, ok := scope[PackageKey{prev.ecosystem, prev.matchName}]; !ok {
-						continue
-					}
-				}
-				if _, ok := seen[key]; ok {
-					continue
-				}
-				deletes = append(deletes, storedFindingRef{digest: u.Digest, f: prev})
-				lost = true
-				sum.Removed++
-			}
-			if gained {
-				sum.ImagesGained++
-			}
-			if lost {
-				sum.ImagesLost++
-			}
-		}
-		removed, err := deleteFindings(ctx, tx, deletes)
-		if err != nil {
-			return err
-		}
-		if len(removed) != len(deletes) {
-			return fmt.Errorf("deleted %d findings, expected %d: concurrent change", len(removed), len(deletes))
-		}
-		if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
-			"ecosystem", "match_name", "severity", "fixed_version", "hash", "data"}, len(inserts), func(i int, args []any) []any {
-			r := inserts[i]
-			p := &r.f.Package
-			return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-				p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
-		}); err != nil {
-			return fmt.Errorf("insert findings: %w", err)
-		}
-		// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
-		// of thousands of findings, and row-at-a-time statements dominated the re-match.
-		const upsertPrefix = `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-			ecosystem, match_name, severity, fixed_version, hash, data) VALUES `
-		const conflict = ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET `
-		row := func(rs []findingRow) func(i int, args []any) []any {
-			return func(i int, args []any) []any {
-				r := rs[i]
-				p := &r.f.Package
-				return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-					p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
-			}
-		}
-		if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`fixed_version = excluded.fixed_version,
-			hash = excluded.hash, data = excluded.data`, 11, len(updatesRows), row(updatesRows)); err != nil {
-			return fmt.Errorf("update findings: %w", err)
-		}
-		if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`ecosystem = excluded.ecosystem,
-			match_name = excluded.match_name, severity = excluded.severity,
-			fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
-			11, len(reseverityRows), row(reseverityRows)); err != nil {
-			return fmt.Errorf("update findings: %w", err)
-		}
-		ts := now.UnixNano()
-		n := len(inserts)
-		if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "data"}, n+len(removed),
-			func(i int, args []any) []any {
-				if i < n {
-					return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].data)
-				}
-				r := removed[i-n]
-				return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.data)
-			}); err != nil {
-			return fmt.Errorf("record finding changes: %w", err)
-		}
-		return nil
+		return replaceFindingsTx(ctx, tx, updates, digests, reason, now, &sum)
 	})
 	if err != nil {
 		return ChangeSummary{}, fmt.Errorf("replace findings: %w", err)
 	}
 	return sum, nil
+}
+
+// replaceFindingsTx is ReplaceFindingsBatch within tx; digests are the updates' digests, checked
+// distinct and non-empty.
+func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, digests []string, reason string, now time.Time, sum *ChangeSummary) error {
+	if tx.d == dialectPostgres {
+		// Change ids must become visible in order, or a reader paging by id (Changes)
+		// could pass an id whose transaction commits later. Writers of changes take turns;
+		// on SQLite the write lock already does this.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	existing, err := loadFindings(ctx, tx, digests)
+	if err != nil {
+		return err
+	}
+	// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
+	// severity index (an upsert rewrites every index over a column it sets).
+	var inserts, updatesRows, reseverityRows []findingRow
+	var deletes []storedFindingRef
+	// A re-match gives every image the same scope slice (thousands of keys): build its set
+	// once, not once per image.
+	var lastScope []PackageKey
+	var scope map[PackageKey]struct{}
+	for _, u := range updates {
+		switch {
+		case u.Scope == nil:
+			scope = nil
+		case len(u.Scope) == 0:
+			scope = map[PackageKey]struct{}{}
+		case scope == nil || len(u.Scope) != len(lastScope) || &u.Scope[0] != &lastScope[0]:
+			scope = make(map[PackageKey]struct{}, len(u.Scope))
+			for _, k := range u.Scope {
+				scope[k] = struct{}{}
+			}
+		}
+		lastScope = u.Scope
+		old := existing[u.Digest]
+		seen := make(map[string]struct{}, len(u.Findings))
+		gained, lost := false, false
+		for i := range u.Findings {
+			f := &u.Findings[i]
+			if scope != nil {
+				if _, ok := scope[PackageKey{f.Package.Ecosystem, f.Package.MatchName}]; !ok {
+					return fmt.Errorf("image %s: finding %s of %s (%s %s) is outside the update's scope",
+						u.Digest, f.VulnerabilityID, f.Package.Name, f.Package.Ecosystem, f.Package.MatchName)
+				}
+			}
+			key := f.Key()
+			if _, dup := seen[key]; dup {
+				continue
+			}
+			seen[key] = struct{}{}
+			data, err := json.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("image %s: encode finding %s: %w", u.Digest, f.VulnerabilityID, err)
+			}
+			h := sha256.Sum256(data)
+			r := findingRow{digest: u.Digest, f: f, data: data, hash: h[:]}
+			prev, ok := old[key]
+			switch {
+			case !ok:
+				inserts = append(inserts, r)
+				gained = true
+				sum.Added++
+			case bytes.Equal(prev.hash, r.hash):
+			case prev.severity == f.Severity && prev.ecosystem == f.Package.Ecosystem && prev.matchName == f.Package.MatchName:
+				updatesRows = append(updatesRows, r)
+			default:
+				reseverityRows = append(reseverityRows, r)
+			}
+		}
+		for key, prev := range old {
+			if scope != nil {
+				if _, ok := scope[PackageKey{prev.ecosystem, prev.matchName}]; !ok {
+					continue
+				}
+			}
+			if _, ok := seen[key]; ok {
+				continue
+			}
+			deletes = append(deletes, storedFindingRef{digest: u.Digest, f: prev})
+			lost = true
+			sum.Removed++
+		}
+		if gained {
+			sum.ImagesGained++
+		}
+		if lost {
+			sum.ImagesLost++
+		}
+	}
+	removed, err := deleteFindings(ctx, tx, deletes)
+	if err != nil {
+		return err
+	}
+	if len(removed) != len(deletes) {
+		return fmt.Errorf("deleted %d findings, expected %d: concurrent change", len(removed), len(deletes))
+	}
+	if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
+		"ecosystem", "match_name", "severity", "fixed_version", "hash", "data"}, len(inserts), func(i int, args []any) []any {
+		r := inserts[i]
+		p := &r.f.Package
+		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
+	}); err != nil {
+		return fmt.Errorf("insert findings: %w", err)
+	}
+	// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
+	// of thousands of findings, and row-at-a-time statements dominated the re-match.
+	const upsertPrefix = `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
+		ecosystem, match_name, severity, fixed_version, hash, data) VALUES `
+	const conflict = ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET `
+	row := func(rs []findingRow) func(i int, args []any) []any {
+		return func(i int, args []any) []any {
+			r := rs[i]
+			p := &r.f.Package
+			return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+				p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
+		}
+	}
+	if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`fixed_version = excluded.fixed_version,
+		hash = excluded.hash, data = excluded.data`, 11, len(updatesRows), row(updatesRows)); err != nil {
+		return fmt.Errorf("update findings: %w", err)
+	}
+	if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`ecosystem = excluded.ecosystem,
+		match_name = excluded.match_name, severity = excluded.severity,
+		fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
+		11, len(reseverityRows), row(reseverityRows)); err != nil {
+		return fmt.Errorf("update findings: %w", err)
+	}
+	ts := now.UnixNano()
+	n := len(inserts)
+	if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "data"}, n+len(removed),
+		func(i int, args []any) []any {
+			if i < n {
+				return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].data)
+			}
+			r := removed[i-n]
+			return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.data)
+		}); err != nil {
+		return fmt.Errorf("record finding changes: %w", err)
+	}
+	return nil
 }
 
 // changesLockKey serializes finding writers on PostgreSQL (migrationLockKey + 2).

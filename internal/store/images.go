@@ -38,6 +38,26 @@ type Tag struct {
 // and layers; findings are kept, the caller re-matches). keys[i] is the match key of
 // sb.Packages[i]; a zero key (or a short keys slice) means not matchable.
 func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) error {
+	return s.putImage(ctx, sb, keys, nil)
+}
+
+// PutImageFindings stores an indexed image as PutImage does and replaces all its findings as
+// ReplaceFindings (nil scope) does, in one transaction: a pushed image costs one commit
+// instead of two, and readers never see the image without its findings.
+func (s *Store) PutImageFindings(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, findings []vuln.Finding, reason string, now time.Time) (ChangeSummary, error) {
+	var sum ChangeSummary
+	err := s.putImage(ctx, sb, keys, func(tx *txw) error {
+		d := sb.Image.Digest
+		return replaceFindingsTx(ctx, tx, []FindingsUpdate{{Digest: d, Findings: findings}}, []string{d}, reason, now, &sum)
+	})
+	if err != nil {
+		return ChangeSummary{}, err
+	}
+	return sum, nil
+}
+
+// putImage is PutImage, running then (if not nil) in the same transaction.
+func (s *Store) putImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, then func(tx *txw) error) error {
 	if sb == nil || sb.Image.Digest == "" {
 		return errors.New("put image: the SBOM has no image digest")
 	}
@@ -96,6 +116,9 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 			return append(args, digest, i, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name)
 		}); err != nil {
 			return fmt.Errorf("packages: %w", err)
+		}
+		if then != nil {
+			return then(tx)
 		}
 		return nil
 	})
