@@ -92,13 +92,15 @@ func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
 			pool.Close()
 			return nil, fmt.Errorf("queue: connect to PostgreSQL: %w", err)
 		}
-		defer conn.Release()
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			conn.Release()
 			pool.Close()
 			return nil, fmt.Errorf("queue: lock for migrations: %w", err)
 		}
 		q, err := open(ctx, riverpgxv5.New(pool), cfg, pool.Close)
 		conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		// Released before any Close: pgxpool's Close waits for acquired connections.
+		conn.Release()
 		if err != nil {
 			pool.Close()
 		}
