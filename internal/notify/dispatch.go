@@ -27,6 +27,8 @@ const (
 	// changesPage is how many finding changes one outbox transaction consumes.
 	changesPage  = 5000
 	failuresPage = 500
+	// maxWriteChanges bounds the changes of one write read at once (memory: about 1 KB each).
+	maxWriteChanges = 50000
 	// maxPagesPerTick keeps one tick from running forever behind a flood of changes.
 	maxPagesPerTick = 20
 	enqueueBatch    = 500
@@ -49,6 +51,15 @@ type Dispatcher struct {
 	Log    *slog.Logger
 	// Now is the clock that decides when an index failure has settled (tests move it).
 	Now func() time.Time
+	// PageSize is how many finding changes are read at once (default 5000).
+	PageSize int
+}
+
+func (d *Dispatcher) pageSize() int {
+	if d.PageSize > 0 {
+		return d.PageSize
+	}
+	return changesPage
 }
 
 func (d *Dispatcher) now() time.Time {
@@ -134,13 +145,15 @@ func (d *Dispatcher) page(ctx context.Context, st *TickStats) (more bool, err er
 	if err != nil {
 		return false, fmt.Errorf("cursor %s %q: %w", CursorFailures, fc, err)
 	}
-	changes, err := d.Store.Changes(ctx, afterID, changesPage)
+	changes, err := d.Store.Changes(ctx, afterID, d.pageSize())
 	if err != nil {
 		return false, err
 	}
-	fullChanges := len(changes) == changesPage
+	fullChanges := len(changes) == d.pageSize()
 	if fullChanges {
-		changes = trimLastWrite(changes)
+		if changes, err = d.completeLastWrite(ctx, changes); err != nil {
+			return false, err
+		}
 	}
 	failures, err := d.Store.FailuresAfter(ctx, afterNS, failuresPage)
 	if err != nil {
@@ -206,19 +219,27 @@ func (d *Dispatcher) initCursors(ctx context.Context, cc, fc string) error {
 	return err
 }
 
-// trimLastWrite drops the trailing changes of the page's last write (same time and reason) so
-// that a write split across pages is read whole by the next page and one image gets one
-// message; a single write larger than a page is kept (and may make two messages per image).
-func trimLastWrite(cs []vuln.Change) []vuln.Change {
-	last := cs[len(cs)-1]
-	i := len(cs)
-	for i > 0 && cs[i-1].Time.Equal(last.Time) && cs[i-1].Reason == last.Reason {
-		i--
+// completeLastWrite extends a full page with the rest of its last write (the changes of one
+// indexing or one advisory re-match share a time and reason), so that the write's images each
+// get one message however many changes it made. A write larger than maxWriteChanges is cut
+// there (and may make two messages for an image at the cut).
+func (d *Dispatcher) completeLastWrite(ctx context.Context, changes []vuln.Change) ([]vuln.Change, error) {
+	last := changes[len(changes)-1]
+	for len(changes) < maxWriteChanges {
+		next, err := d.Store.Changes(ctx, changes[len(changes)-1].ID, d.pageSize())
+		if err != nil {
+			return nil, err
+		}
+		i := 0
+		for i < len(next) && next[i].Time.Equal(last.Time) && next[i].Reason == last.Reason {
+			i++
+		}
+		changes = append(changes, next[:i]...)
+		if i < len(next) || len(next) < d.pageSize() {
+			break
+		}
 	}
-	if i == 0 {
-		return cs
-	}
-	return cs[:i]
+	return changes, nil
 }
 
 func trimLastFailureTime(fs []store.Failure) []store.Failure {

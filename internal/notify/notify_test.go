@@ -740,3 +740,34 @@ func TestConcurrentDispatchers(t *testing.T) {
 		}
 	})
 }
+
+// A write larger than a page (here 7 changes) is read whole: one message per image, each with
+// all of its findings, and the next write (a push) starts a message of its own.
+func TestWriteLargerThanPage(t *testing.T) {
+	e := newEnv(t, "sqlite://"+filepath.Join(t.TempDir(), "crowsnest.db"))
+	ctx := context.Background()
+	const images = 10
+	for i := range images {
+		e.image(t, i, fmt.Sprintf("team/app%d", i), "1")
+	}
+	q := &jobs{}
+	d := &Dispatcher{Store: e.st, Queue: q, Sender: &Sender{Store: e.st}, PageSize: 7}
+	d.Tick(ctx)
+	e.integration(t, store.Integration{Name: "hook", Kind: KindWebhook, URL: "https://example.invalid/"})
+	e.importAdvisories(t, osvRecord("DLA-9000-1", "openssl", "", "high"), osvRecord("DLA-9001-1", "openssl", "", "low"),
+		osvRecord("DLA-9002-1", "curl", "", "medium"))
+	e.image(t, images, "team/late", "1") // a later write, indexed with the advisories known
+	st, err := d.Tick(ctx)
+	if err != nil || st.Changes != 3*(images+1) || st.Deliveries != images+1 {
+		t.Fatalf("tick %+v %v", st, err)
+	}
+	got := e.payloads(t, "hook")
+	if len(got) != images+1 {
+		t.Fatalf("%d messages, want %d", len(got), images+1)
+	}
+	for digest, ev := range got {
+		if len(ev.Added) != 3 {
+			t.Fatalf("%s: %d findings in its message, want 3", digest, len(ev.Added))
+		}
+	}
+}
