@@ -46,9 +46,17 @@ func (s *Store) PutImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey) 
 // instead of two, and readers never see the image without its findings.
 func (s *Store) PutImageFindings(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, findings []vuln.Finding, reason string, now time.Time) (ChangeSummary, error) {
 	var sum ChangeSummary
-	err := s.putImage(ctx, sb, keys, func(tx *txw) error {
-		d := sb.Image.Digest
-		return replaceFindingsTx(ctx, tx, []FindingsUpdate{{Digest: d, Findings: findings}}, []string{d}, reason, now, &sum)
+	if sb == nil || sb.Image.Digest == "" {
+		return sum, errors.New("put image: the SBOM has no image digest")
+	}
+	d := sb.Image.Digest
+	updates := []FindingsUpdate{{Digest: d, Findings: findings}}
+	enc, err := encodeFindings(updates)
+	if err != nil {
+		return sum, fmt.Errorf("put image %s: %w", d, err)
+	}
+	err = s.putImage(ctx, sb, keys, func(tx *txw) error {
+		return replaceFindingsTx(ctx, tx, updates, enc, []string{d}, reason, now, &sum)
 	})
 	if err != nil {
 		return ChangeSummary{}, err
