@@ -135,6 +135,15 @@ func signInAndPages(t *testing.T, f *fixture) {
 		strings.Contains(body, "SECRETPATH") {
 		t.Error("settings: integration missing or its URL shown")
 	}
+	// The delivery log: what went where and how it ended, never the payload.
+	if _, err := f.st.RecordDeliveries(t.Context(), nil, []store.Delivery{{ID: "dlv-0001", Integration: "sec-channel",
+		Event: "finding-added", ImageDigest: f.web2, Repository: webRepo, Payload: []byte(`{"secret-payload":true}`), State: "pending"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := get(t, c, f.srv.URL+"/ui/settings"); !strings.Contains(body, `id="deliveries"`) || !strings.Contains(body, "finding-added") ||
+		!strings.Contains(body, "pending") || strings.Contains(body, "secret-payload") {
+		t.Error("settings: the delivery log is missing or shows the payload")
+	}
 
 	// An admin sees the token list, never the secrets.
 	ca := client(t)

@@ -487,8 +487,10 @@ type settingsView struct {
 	HasMetrics   bool
 	Tokens       []store.Token
 	Integrations []integrationView
-	Admin        bool
-	Stats        store.Stats
+	// Deliveries is the notification delivery log, newest first (never payloads or secrets).
+	Deliveries []store.Delivery
+	Admin      bool
+	Stats      store.Stats
 }
 
 type integrationView struct {
@@ -534,6 +536,11 @@ func (d *Dashboard) settings(w http.ResponseWriter, r *http.Request, v *view) er
 		// Never the URL or secret: a Slack webhook URL is itself a credential.
 		out.Integrations = append(out.Integrations, integrationView{Name: in.Name, Kind: in.Kind, Enabled: in.Enabled,
 			MinSeverity: in.MinSeverity, FixableOnly: in.FixableOnly, Events: in.Events, Repositories: in.Repositories})
+	}
+	if len(ints) > 0 {
+		if out.Deliveries, err = d.st.Deliveries(ctx, store.DeliveryQuery{Limit: 25}); err != nil {
+			return err
+		}
 	}
 	if d.metrics != nil {
 		out.HasMetrics = true
