@@ -1,13 +1,11 @@
 package dashboard
 
 import (
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
-	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/vuln"
 )
 
@@ -30,33 +28,6 @@ type compareView struct {
 	ToCounts           []sevCount
 }
 
-// resolve turns a digest or "repository:tag" into one image digest; platform picks one of a
-// multi-platform tag's images.
-func (d *Dashboard) resolve(r *http.Request, ref, platform string) (string, error) {
-	if digestRE.MatchString(ref) {
-		return ref, nil
-	}
-	i := strings.LastIndexByte(ref, ':')
-	if i <= 0 || strings.Contains(ref[i:], "/") {
-		return "", fmt.Errorf("%w: %q is neither a digest nor repository:tag", store.ErrBadQuery, ref)
-	}
-	ims, err := d.st.ResolveTag(r.Context(), ref[:i], ref[i+1:])
-	if err != nil {
-		return "", err
-	}
-	var plats []string
-	for _, im := range ims {
-		if platform == "" && len(ims) == 1 || im.Platform == platform {
-			return im.Digest, nil
-		}
-		plats = append(plats, im.Platform)
-	}
-	if len(ims) == 0 {
-		return "", fmt.Errorf("%s: %w", ref, store.ErrNotFound)
-	}
-	return "", fmt.Errorf("%w: %s has platforms %s; choose one", store.ErrBadQuery, ref, strings.Join(plats, ", "))
-}
-
 func (d *Dashboard) compare(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
 	out := compareView{From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to")), Platform: q.Get("platform")}
@@ -70,7 +41,7 @@ func (d *Dashboard) compare(w http.ResponseWriter, r *http.Request, v *view) err
 		var sboms [2]*sbom.SBOM
 		var found [2][]vuln.Finding
 		for i, ref := range []string{out.From, out.To} {
-			dg, err := d.resolve(r, ref, out.Platform)
+			dg, err := d.st.ResolveRef(r.Context(), ref, out.Platform)
 			if err != nil {
 				return err
 			}

@@ -457,33 +457,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// resolveRef turns a digest or "repository:tag" into one image digest; platform picks one of a
-// multi-platform tag's images.
-func (s *Server) resolveRef(r *http.Request, ref, platform string) (string, error) {
-	if digestRE.MatchString(ref) {
-		return ref, nil
-	}
-	i := strings.LastIndexByte(ref, ':')
-	if i <= 0 || strings.Contains(ref[i:], "/") {
-		return "", fmt.Errorf("%w: %q is neither a digest nor repository:tag", store.ErrBadQuery, ref)
-	}
-	ims, err := s.store.ResolveTag(r.Context(), ref[:i], ref[i+1:])
-	if err != nil {
-		return "", err
-	}
-	var plats []string
-	for _, im := range ims {
-		if platform == "" && len(ims) == 1 || im.Platform == platform {
-			return im.Digest, nil
-		}
-		plats = append(plats, im.Platform)
-	}
-	if len(ims) == 0 {
-		return "", fmt.Errorf("%s: %w", ref, store.ErrNotFound)
-	}
-	return "", fmt.Errorf("%w: %s has platforms %s; choose one with platform=", store.ErrBadQuery, ref, strings.Join(plats, ", "))
-}
-
 // PackageChange is a package present in both images at different versions.
 type PackageChange struct {
 	Type string   `json:"type"`
@@ -526,7 +499,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 	var sboms [2]*sbom.SBOM
 	var founds [2][]vuln.Finding
 	for i, ref := range []string{q.Get("from"), q.Get("to")} {
-		d, err := s.resolveRef(r, ref, q.Get("platform"))
+		d, err := s.store.ResolveRef(r.Context(), ref, q.Get("platform"))
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -309,6 +310,36 @@ func (s *Store) ImageSummaryOf(ctx context.Context, digest string) (ImageSummary
 		return im, err
 	}
 	return list[0], nil
+}
+
+// imageDigestRE matches a manifest digest as the API and dashboard accept it.
+var imageDigestRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$`)
+
+// ResolveRef turns a digest or "repository:tag" into one stored image digest; platform picks one
+// of a multi-platform tag's images (it may be empty when the tag has one).
+func (s *Store) ResolveRef(ctx context.Context, ref, platform string) (string, error) {
+	if imageDigestRE.MatchString(ref) {
+		return ref, nil
+	}
+	i := strings.LastIndexByte(ref, ':')
+	if i <= 0 || strings.Contains(ref[i:], "/") {
+		return "", fmt.Errorf("%w: %q is neither a digest nor repository:tag", ErrBadQuery, ref)
+	}
+	ims, err := s.ResolveTag(ctx, ref[:i], ref[i+1:])
+	if err != nil {
+		return "", err
+	}
+	var plats []string
+	for _, im := range ims {
+		if platform == "" && len(ims) == 1 || im.Platform == platform {
+			return im.Digest, nil
+		}
+		plats = append(plats, im.Platform)
+	}
+	if len(ims) == 0 {
+		return "", fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	return "", fmt.Errorf("%w: %s has platforms %s; choose one with platform=", ErrBadQuery, ref, strings.Join(plats, ", "))
 }
 
 // ResolveTag returns the image digests repository:tag stands for: the digest it points at, or the
