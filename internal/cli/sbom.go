@@ -14,9 +14,7 @@ import (
 
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
-	"github.com/crowsnest-dev/crowsnest/internal/layercache"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
-	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract/catalog"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/format"
 )
 
@@ -73,15 +71,10 @@ func (g *globals) indexImage(ctx context.Context, input string, f *imageFlags) (
 	if err != nil {
 		return nil, err
 	}
-	set, err := catalog.Default(catalog.Options{TempDir: filepath.Join(g.dataDir, "tmp")})
+	ix, err := index.New(g.dataDir, log)
 	if err != nil {
 		return nil, err
 	}
-	cache, err := layercache.Open(filepath.Join(g.dataDir, "layers"))
-	if err != nil {
-		return nil, err
-	}
-	ix := &index.Indexer{Extractors: set, Cache: cache, Logger: log}
 	s, stats, err := ix.Index(ctx, img)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", input, err)

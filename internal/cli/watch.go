@@ -15,10 +15,8 @@ import (
 
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
-	"github.com/crowsnest-dev/crowsnest/internal/layercache"
 	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
-	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract/catalog"
 	"github.com/crowsnest-dev/crowsnest/internal/server"
 	"github.com/crowsnest-dev/crowsnest/internal/watch"
 )
@@ -160,15 +158,10 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 		return err
 	}
 	defer closeFn()
-	set, err := catalog.Default(catalog.Options{TempDir: filepath.Join(g.dataDir, "tmp")})
+	ix, err := index.New(g.dataDir, log)
 	if err != nil {
 		return err
 	}
-	cache, err := layercache.Open(filepath.Join(g.dataDir, "layers"))
-	if err != nil {
-		return err
-	}
-	ix := &index.Indexer{Extractors: set, Cache: cache, Logger: log}
 	var metrics *server.Metrics
 	if f.listen != "" {
 		if f.server != "" {

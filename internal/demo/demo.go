@@ -36,9 +36,7 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
-	"github.com/crowsnest-dev/crowsnest/internal/layercache"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
-	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract/catalog"
 	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/artifactory"
 	"github.com/crowsnest-dev/crowsnest/internal/watch"
@@ -383,18 +381,13 @@ func (d *demo) startWatcher(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	set, err := catalog.Default(catalog.Options{TempDir: filepath.Join(d.dir, "tmp")})
-	if err != nil {
-		return err
-	}
-	cache, err := layercache.Open(filepath.Join(d.dir, "layers"))
+	ix, err := index.New(d.dir, d.log)
 	if err != nil {
 		return err
 	}
 	opts := watch.Options{Registry: cfg, AllImages: true, Interval: time.Hour, Workers: 3, MaxAttempts: 3, SBOM: true,
 		WebhookAddr:  "127.0.0.1:" + strconv.Itoa(d.webhookPort),
 		ImageOptions: image.Options{Insecure: []string{d.emuAddr}, CacheDir: filepath.Join(d.dir, "blobs")}}
-	ix := &index.Indexer{Extractors: set, Cache: cache, Logger: d.log}
 	w, err := watch.New(ctx, opts, lister, d.svc, ix, d.dsn(), d.log)
 	if err != nil {
 		return err
