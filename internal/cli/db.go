@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crowsnest-dev/crowsnest/internal/dsn"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/store"
 )
@@ -185,7 +186,7 @@ func newDBStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "Store\t%s\n", redactDSN(g.dbDSN()))
+			fmt.Fprintf(w, "Store\t%s\n", dsn.Redact(g.dbDSN()))
 			fmt.Fprintf(w, "Images\t%d\nPackages\t%d\nAdvisories\t%d\n", stats.Images, stats.Packages, stats.Advisories)
 			fmt.Fprintln(w)
 			fmt.Fprintln(w, "SOURCE\tADVISORIES\tIMPORTED\tAGE\tLAST ERROR")
@@ -210,18 +211,4 @@ func newDBStatusCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		},
 	}
-}
-
-// redactDSN hides a password in a database URL for display.
-func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
-	}
-	userinfo := dsn[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return dsn[:scheme+3] + user + ":xxxxx" + dsn[at:]
-	}
-	return dsn
 }

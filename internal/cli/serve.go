@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crowsnest-dev/crowsnest/internal/dashboard"
+	"github.com/crowsnest-dev/crowsnest/internal/dsn"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/notify"
 	"github.com/crowsnest-dev/crowsnest/internal/queue"
@@ -92,7 +93,7 @@ queue's elected leader.`,
 
 // serveAPI serves the JSON API, the web dashboard (/ui/), metrics and health on listen until ctx ends, then shuts down
 // gracefully.
-func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q queue.Queue, metrics *server.Metrics, listen string, maxBody int64, dsn string) error {
+func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q queue.Queue, metrics *server.Metrics, listen string, maxBody int64, database string) error {
 	if err := metrics.WatchStore(svc.Store); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func serveAPI(ctx context.Context, log *slog.Logger, svc *findings.Service, q qu
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	log.Info("serving the API", "addr", ln.Addr().String(), "db", redactDSN(dsn))
+	log.Info("serving the API", "addr", ln.Addr().String(), "db", dsn.Redact(database))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -6,13 +6,10 @@ package queue
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +20,8 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/crowsnest-dev/crowsnest/internal/dsn"
 )
 
 // Priorities: River runs lower numbers first. Fresh pushes go before backfill.
@@ -75,13 +74,18 @@ const (
 	rescueAfter = 15 * time.Minute
 )
 
-// Open connects to dsn (sqlite://PATH, a file path, or postgres://...) and migrates River's tables.
-func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
+// Open connects to database (sqlite://PATH, a file path, or postgres://...; see package dsn) and
+// migrates River's tables.
+func Open(ctx context.Context, database string, cfg Config) (Queue, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		pool, err := pgxpool.New(ctx, dsn)
+	where, err := dsn.Parse(database)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if where.Postgres != "" {
+		pool, err := pgxpool.New(ctx, where.Postgres)
 		if err != nil {
 			return nil, fmt.Errorf("queue: connect to PostgreSQL: %w", err)
 		}
@@ -106,10 +110,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
 		}
 		return q, err
 	}
-	path, err := sqlitePath(dsn)
-	if err != nil {
-		return nil, err
-	}
+	path := where.SQLite
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
@@ -136,34 +137,6 @@ func Open(ctx context.Context, dsn string, cfg Config) (Queue, error) {
 		}
 	}
 	return q, nil
-}
-
-func sqlitePath(dsn string) (string, error) {
-	if p, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
-		if p == "" {
-			return "", errors.New("queue: sqlite:// needs a path, e.g. sqlite:///var/lib/crowsnest/crowsnest.db")
-		}
-		if u, err := url.PathUnescape(p); err == nil {
-			p = u
-		}
-		return p, nil
-	}
-	if strings.Contains(dsn, "://") {
-		return "", fmt.Errorf("queue: unsupported database %q: use sqlite://PATH or postgres://USER@HOST/DB", redact(dsn))
-	}
-	return dsn, nil
-}
-
-// redact hides a password in a DSN.
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 type riverQueue[TTx any] struct {

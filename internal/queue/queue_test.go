@@ -104,7 +104,7 @@ func TestUniqueJobsRunInPriorityOrderAndSurviveReopen(t *testing.T) {
 
 func TestBadDSN(t *testing.T) {
 	_, err := Open(context.Background(), "mysql://root:hunter2@localhost/x", Config{})
-	if err == nil || !strings.Contains(err.Error(), "sqlite://PATH or postgres://USER@HOST/DB") || strings.Contains(err.Error(), "hunter2") {
+	if err == nil || !strings.Contains(err.Error(), `unsupported database scheme "mysql" (accepted: sqlite://PATH`) || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -43,6 +43,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/klauspost/compress/zstd"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/crowsnest-dev/crowsnest/internal/dsn"
 )
 
 // ErrNotFound is returned when a looked-up record does not exist.
@@ -139,49 +141,16 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Dialect names the database kind: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.String() }
 
-const acceptedDSNs = `accepted: sqlite://PATH, a file path, postgres://... or postgresql://...`
-
 // parseDSN returns the dialect, database/sql driver name and driver connection string.
-func parseDSN(dsn string) (dialect, string, string, error) {
-	if dsn == "" {
-		return 0, "", "", fmt.Errorf("empty database DSN (%s)", acceptedDSNs)
-	}
-	scheme, rest, hasScheme := strings.Cut(dsn, "://")
-	if !hasScheme {
-		if strings.Contains(dsn, ":") && !strings.HasPrefix(dsn, "/") && !strings.HasPrefix(dsn, ".") {
-			// "host=... user=..." or "mysql:..." look like a DSN, not a path: say so rather
-			// than creating a file with that name.
-			if i := strings.IndexByte(dsn, ':'); i > 0 && !strings.ContainsAny(dsn[:i], `/\ =`) {
-				return 0, "", "", fmt.Errorf("unsupported database scheme %q (%s)", dsn[:i], acceptedDSNs)
-			}
-		}
-		if strings.Contains(dsn, "=") && strings.Contains(dsn, " ") {
-			return 0, "", "", fmt.Errorf("database DSN looks like a PostgreSQL keyword/value string; use a postgres:// URL (%s)", acceptedDSNs)
-		}
-		return dialectSQLite, "sqlite", sqliteConn(dsn), nil
-	}
-	switch strings.ToLower(scheme) {
-	case "sqlite", "sqlite3", "file":
-		path := rest
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			return 0, "", "", fmt.Errorf("sqlite DSN %q: query parameters are not accepted (the store sets its own pragmas)", dsn)
-		}
-		if path == "" {
-			return 0, "", "", fmt.Errorf("sqlite DSN %q has no path (sqlite://PATH)", dsn)
-		}
-		return dialectSQLite, "sqlite", sqliteConn(path), nil
-	case "postgres", "postgresql":
-		u, err := url.Parse(dsn)
-		if err != nil {
-			// url.Parse errors quote the input, which may hold a password.
-			return 0, "", "", fmt.Errorf("postgres DSN %s is not a valid URL", redact(dsn))
-		}
-		if u.Host == "" && u.Query().Get("host") == "" {
-			return 0, "", "", fmt.Errorf("postgres DSN %s has no host", redact(dsn))
-		}
-		return dialectPostgres, "pgx", dsn, nil
+func parseDSN(s string) (dialect, string, string, error) {
+	d, err := dsn.Parse(s)
+	switch {
+	case err != nil:
+		return 0, "", "", err
+	case d.Postgres != "":
+		return dialectPostgres, "pgx", d.Postgres, nil
 	default:
-		return 0, "", "", fmt.Errorf("unsupported database scheme %q (%s)", scheme, acceptedDSNs)
+		return dialectSQLite, "sqlite", sqliteConn(d.SQLite), nil
 	}
 }
 
@@ -204,24 +173,7 @@ func sqliteConn(path string) string {
 }
 
 // redact returns dsn with any password replaced, for messages.
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		if strings.Contains(dsn, "@") || strings.Contains(strings.ToLower(dsn), "password") {
-			return "(unparsable DSN, not shown)"
-		}
-		return dsn
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
-}
+func redact(s string) string { return dsn.Redact(s) }
 
 // lockWriter takes the SQLite write lock; the returned func releases it.
 func (s *Store) lockWriter(ctx context.Context) (func(), error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/riverqueue/river"
 
+	"github.com/crowsnest-dev/crowsnest/internal/dsn"
 	"github.com/crowsnest-dev/crowsnest/internal/findings"
 	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/index"
@@ -88,9 +89,9 @@ type Watcher struct {
 	digests keyedLock
 }
 
-// New builds a watcher. The queue is opened on dsn (the store's database) with the watcher's
+// New builds a watcher. The queue is opened on database (the store's) with the watcher's
 // workers registered.
-func New(ctx context.Context, opts Options, lister registry.Lister, svc *findings.Service, indexer *index.Indexer, dsn string, log *slog.Logger) (*Watcher, error) {
+func New(ctx context.Context, opts Options, lister registry.Lister, svc *findings.Service, indexer *index.Indexer, database string, log *slog.Logger) (*Watcher, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 60 * time.Second
 	}
@@ -118,14 +119,18 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	river.AddWorker(workers, &pushWorker{w: w})
 	periodic := refresh.Register(workers, svc, opts.Refresh)
 	sole := false
-	if path, ok := sqlitePath(dsn); ok {
-		lock, err := lockFile(path + ".watch.lock")
+	where, err := dsn.Parse(database)
+	if err != nil {
+		return nil, err
+	}
+	if where.SQLite != "" {
+		lock, err := lockFile(where.SQLite + ".watch.lock")
 		if err != nil {
 			return nil, err
 		}
 		w.lock, sole = lock, true
 	}
-	q, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts,
+	q, err := queue.Open(ctx, database, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts,
 		Logger: log, SoleWorker: sole, PeriodicJobs: periodic})
 	if err != nil {
 		w.Close()
@@ -133,14 +138,6 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 	}
 	w.queue = q
 	return w, nil
-}
-
-// sqlitePath returns the file of an embedded database DSN.
-func sqlitePath(dsn string) (string, bool) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return "", false
-	}
-	return strings.TrimPrefix(dsn, "sqlite://"), true
 }
 
 // keychain gives pulls the registry's configured credentials, then the default ones.
