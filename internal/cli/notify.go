@@ -15,6 +15,7 @@ import (
 
 	"github.com/crowsnest-dev/crowsnest/internal/notify"
 	"github.com/crowsnest-dev/crowsnest/internal/queue"
+	"github.com/crowsnest-dev/crowsnest/internal/report"
 	"github.com/crowsnest-dev/crowsnest/internal/store"
 )
 
@@ -234,7 +235,7 @@ func newNotifyDeliveriesCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tINTEGRATION\tEVENT\tREPOSITORY\tDIGEST\tSTATE\tATTEMPTS\tCREATED\tERROR")
 			for _, d := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.Integration, d.Event, d.Repository, shortDigest(d.ImageDigest),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.Integration, d.Event, d.Repository, report.ShortDigest(d.ImageDigest),
 					d.State, d.Attempts, d.Created.UTC().Format(time.RFC3339), oneLine(d.LastError))
 			}
 			return tw.Flush()

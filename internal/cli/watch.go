@@ -17,7 +17,9 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/index"
 	"github.com/crowsnest-dev/crowsnest/internal/refresh"
 	"github.com/crowsnest-dev/crowsnest/internal/registry"
+	"github.com/crowsnest-dev/crowsnest/internal/report"
 	"github.com/crowsnest-dev/crowsnest/internal/server"
+	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/watch"
 )
 
@@ -237,7 +239,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tATTEMPTS\tFAILED AT\tERROR")
 				for _, f := range fails {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Repository, f.Tag, shortDigest(f.Digest), f.Attempts,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Repository, f.Tag, report.ShortDigest(f.Digest), f.Attempts,
 						f.FailedAt.UTC().Format(time.RFC3339), oneLine(f.Error))
 				}
 				return tw.Flush()
@@ -246,12 +248,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tPLATFORM\tPACKAGES\tVULNERABILITIES\tINDEXED")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Repository, r.Tag, shortDigest(r.Digest), r.Platform,
-					r.Packages, severityCounts(r.Findings), r.IndexedAt.UTC().Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return report.ImagesTable(g.stdout, rows)
 		},
 	}
 	cmd.Flags().BoolVar(&failed, "failed", false, "list images that failed to index, with their error")
@@ -270,8 +267,7 @@ func (g *globals) serverImages(ctx context.Context, serverURL, repository string
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tPLATFORM\tPACKAGES\tVULNERABILITIES\tINDEXED")
+	var rows []store.ImageRow
 	for _, im := range list {
 		tags := im.Tags
 		if len(tags) == 0 {
@@ -279,18 +275,11 @@ func (g *globals) serverImages(ctx context.Context, serverURL, repository string
 		}
 		for _, t := range tags {
 			i := strings.LastIndex(t, ":")
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t[:i], t[i+1:], shortDigest(im.Digest), im.Platform,
-				im.Packages, severityCounts(im.Findings), im.IndexedAt.UTC().Format(time.RFC3339))
+			rows = append(rows, store.ImageRow{Repository: t[:i], Tag: t[i+1:], Digest: im.Digest, Platform: im.Platform,
+				Packages: im.Packages, Findings: im.Findings, IndexedAt: im.IndexedAt})
 		}
 	}
-	return tw.Flush()
-}
-
-func shortDigest(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
+	return report.ImagesTable(g.stdout, rows)
 }
 
 func oneLine(s string) string {
@@ -299,9 +288,4 @@ func oneLine(s string) string {
 		s = s[:200] + "..."
 	}
 	return s
-}
-
-// severityCounts writes counts Docker Scout's way: 1C 2H 0M 3L 0?.
-func severityCounts(c map[string]int) string {
-	return fmt.Sprintf("%dC %dH %dM %dL %d?", c["critical"], c["high"], c["medium"], c["low"], c["unspecified"])
 }

@@ -7,11 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/crowsnest-dev/crowsnest/internal/report"
-	"github.com/crowsnest-dev/crowsnest/internal/store"
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/artifactory"
 )
 
@@ -25,7 +22,7 @@ func (d *demo) printResults(ctx context.Context, seeds []fixture, pushed fixture
 		return err
 	}
 	fmt.Fprintf(out, "\nImages the watcher indexed (%s images):\n\n", d.opts.Command)
-	if err := imagesTable(out, rows); err != nil {
+	if err := report.ImagesTable(out, rows); err != nil {
 		return err
 	}
 
@@ -74,22 +71,6 @@ func (d *demo) printResults(ctx context.Context, seeds []fixture, pushed fixture
 		fmt.Fprintln(out, "  "+c)
 	}
 	return nil
-}
-
-// imagesTable is the layout of `crowsnest images`.
-func imagesTable(out interface{ Write([]byte) (int, error) }, rows []store.ImageRow) error {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tPLATFORM\tPACKAGES\tVULNERABILITIES\tINDEXED")
-	for _, r := range rows {
-		digest := r.Digest
-		if len(digest) > 19 {
-			digest = digest[:19]
-		}
-		c := r.Findings
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%dC %dH %dM %dL %d?\t%s\n", r.Repository, r.Tag, digest, r.Platform, r.Packages,
-			c["critical"], c["high"], c["medium"], c["low"], c["unspecified"], r.IndexedAt.UTC().Format(time.RFC3339))
-	}
-	return tw.Flush()
 }
 
 // deliveryNote describes the webhook delivery of f's push, as Artifactory's troubleshooting
