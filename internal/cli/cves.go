@@ -175,15 +175,14 @@ func (g *globals) storedResult(ctx context.Context, st *store.Store, input, plat
 			if err != nil {
 				return nil, nil, err
 			}
-			want := platform
-			if want == "" {
-				want = image.HostPlatform().String()
-			}
+			var digests, platforms []string
 			for _, row := range rows {
-				// --platform picks; without it the host's platform, else the first one.
-				if row.Tag == tag && (row.Platform == want || platform == "" && digest == "") {
-					digest = row.Digest
+				if row.Tag == tag {
+					digests, platforms = append(digests, row.Digest), append(platforms, row.Platform)
 				}
+			}
+			if i := pickPlatform(platforms, platform); i >= 0 {
+				digest = digests[i]
 			}
 			if digest != "" {
 				break
@@ -205,6 +204,24 @@ func (g *globals) storedResult(ctx context.Context, st *store.Store, input, plat
 		return nil, nil, err
 	}
 	return s, found, nil
+}
+
+// pickPlatform chooses among the platform images of one tag: --platform when given, else this
+// machine's platform, else the first. It returns -1 when none fits.
+func pickPlatform(platforms []string, platform string) int {
+	want := platform
+	if want == "" {
+		want = image.HostPlatform().String()
+	}
+	for i, p := range platforms {
+		if p == want {
+			return i
+		}
+	}
+	if platform == "" && len(platforms) > 0 {
+		return 0
+	}
+	return -1
 }
 
 // repositoryCandidates are the names the watcher may have stored a pulled repository under: as

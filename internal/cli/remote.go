@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/crowsnest-dev/crowsnest/internal/apiclient"
-	"github.com/crowsnest-dev/crowsnest/internal/image"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/format"
 	"github.com/crowsnest-dev/crowsnest/internal/server"
@@ -54,23 +53,17 @@ func remoteDigest(ctx context.Context, c *apiclient.Client, ref, platform string
 		repo, tag = ref, "latest"
 	}
 	candidates := repositoryCandidates(repo)
-	want := platform
-	if want == "" {
-		want = image.HostPlatform().String()
-	}
 	for _, r := range candidates {
 		var page server.ImageList
 		if err := c.Get(ctx, "/api/v1/images", url.Values{"repository": {r}, "tag": {tag}, "limit": {"100"}}, &page); err != nil {
 			return "", err
 		}
-		digest := ""
-		for _, im := range page.Images {
-			if im.Platform == want || platform == "" && digest == "" {
-				digest = im.Digest
-			}
+		platforms := make([]string, len(page.Images))
+		for i, im := range page.Images {
+			platforms[i] = im.Platform
 		}
-		if digest != "" {
-			return digest, nil
+		if i := pickPlatform(platforms, platform); i >= 0 {
+			return page.Images[i].Digest, nil
 		}
 	}
 	return "", fmt.Errorf("the server has no image %s", ref)
