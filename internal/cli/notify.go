@@ -259,7 +259,8 @@ func startNotifications(ctx context.Context, log *slog.Logger, st *store.Store, 
 		notify.Register(workers, sender)
 		// NoLeader: the watcher's own client must stay the one that runs its periodic jobs
 		// (advisory refresh) and River's maintenance (retries, rescues) for both.
-		own, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: 4, Logger: log, NoLeader: true})
+		own, err := queue.Open(ctx, dsn, queue.Config{Workers: workers, MaxWorkers: 4, Logger: log, NoLeader: true,
+			SQLiteDB: st.WriterDB()})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("notifications: %w", err)

@@ -61,7 +61,8 @@ queue's elected leader.`,
 			// Notification sends share the queue; more than one worker keeps them from waiting behind
 			// an hour-long advisory refresh (which is unique per interval, so it never runs twice).
 			registerNotify(workers, svc.Store, log)
-			q, err := queue.Open(ctx, g.dbDSN(), queue.Config{Workers: workers, MaxWorkers: 4, PeriodicJobs: periodic, Logger: log})
+			q, err := queue.Open(ctx, g.dbDSN(), queue.Config{Workers: workers, MaxWorkers: 4, PeriodicJobs: periodic, Logger: log,
+				SQLiteDB: svc.Store.WriterDB()})
 			if err != nil {
 				return err
 			}

@@ -82,7 +82,7 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 	if err != nil {
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)

@@ -697,9 +697,13 @@ func (s *Store) SetTags(ctx context.Context, digest string, tags []Tag) error {
 // history is kept). Deleting a missing image is not an error.
 func (s *Store) DeleteImage(ctx context.Context, digest string) error {
 	err := s.write(ctx, func(tx *txw) error {
+		sets, err := imageSetIDs(ctx, tx, digest)
+		if err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM findings WHERE image_digest = $1`,
-			`DELETE FROM packages WHERE image_digest = $1`,
+			`DELETE FROM image_sets WHERE image_digest = $1`,
 			`DELETE FROM layers WHERE image_digest = $1`,
 			`DELETE FROM images WHERE digest = $1`,
 		} {
@@ -707,7 +711,7 @@ func (s *Store) DeleteImage(ctx context.Context, digest string) error {
 				return err
 			}
 		}
-		return nil
+		return dropUnusedSets(ctx, tx, sets)
 	})
 	if err != nil {
 		return fmt.Errorf("delete image %s: %w", digest, err)

@@ -17,7 +17,7 @@ func FuzzParseDSN(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, dsn string) {
-		d, driver, conn, err := parseDSN(dsn)
+		d, driver, conn, _, err := parseDSN(dsn)
 		// A password that occurs once in dsn must not occur in what is shown to people.
 		pw := password(dsn)
 		secret := len(pw) >= 4 && strings.Count(dsn, pw) == 1

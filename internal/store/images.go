@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +82,7 @@ func (s *Store) putImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, 
 	}
 	blob := s.enc.EncodeAll(raw, nil)
 	digest := sb.Image.Digest
+	sets := packageSets(sb, keys)
 	var osID, osVersion string
 	if sb.OS != nil {
 		osID, osVersion = sb.OS.ID, sb.OS.VersionID
@@ -103,9 +108,6 @@ func (s *Store) putImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, 
 			created, indexedAt.UnixNano(), len(sb.Packages), blob, sb.Image.IndexDigest); err != nil {
 			return fmt.Errorf("image row: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM packages WHERE image_digest = $1`, digest); err != nil {
-			return fmt.Errorf("delete old packages: %w", err)
-		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM layers WHERE image_digest = $1`, digest); err != nil {
 			return fmt.Errorf("delete old layers: %w", err)
 		}
@@ -115,14 +117,7 @@ func (s *Store) putImage(ctx context.Context, sb *sbom.SBOM, keys []PackageKey, 
 		}); err != nil {
 			return fmt.Errorf("layers: %w", err)
 		}
-		if err := copyRows(ctx, tx, "packages", []string{"image_digest", "idx", "type", "name", "version", "purl", "ecosystem", "match_name"}, len(sb.Packages), func(i int, args []any) []any {
-			p := &sb.Packages[i]
-			var k PackageKey
-			if i < len(keys) {
-				k = keys[i]
-			}
-			return append(args, digest, i, p.Type, p.Name, p.Version, p.PURL, k.Ecosystem, k.Name)
-		}); err != nil {
+		if err := putPackageSets(ctx, tx, digest, sb.Packages, sets); err != nil {
 			return fmt.Errorf("packages: %w", err)
 		}
 		if then != nil {
@@ -242,7 +237,8 @@ func (s *Store) Tags(ctx context.Context, repository string) ([]Tag, error) {
 	return out, nil
 }
 
-// ImagePackages lists the stored packages of digest (matchable or not), in SBOM order.
+// ImagePackages lists the stored packages of digest (matchable or not), grouped by the layer
+// that introduced them (in layer order) and in SBOM order within a layer.
 func (s *Store) ImagePackages(ctx context.Context, digest string) ([]StoredPackage, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT image_digest, type, name, version, purl, ecosystem, match_name
 		FROM packages WHERE image_digest = $1 ORDER BY idx`, digest)
@@ -362,4 +358,129 @@ func (s *Store) Ecosystems(ctx context.Context) ([]string, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// packageSet is a group of an image's packages stored once for every image that has the same
+// group: the packages one layer introduced.
+type packageSet struct {
+	id   string // hex SHA-256 of the set's rows
+	pkgs []int  // indexes into the SBOM's packages, in SBOM order
+	keys []PackageKey
+}
+
+// packageSets groups sb's packages by the layer that introduced them (their first location's
+// layer), in the image's layer order, and names each group by the hash of its stored rows, so
+// that images sharing a base layer share its set. keys[i] is the match key of sb.Packages[i].
+func packageSets(sb *sbom.SBOM, keys []PackageKey) []packageSet {
+	order := make(map[string]int, len(sb.Image.Layers))
+	for i, l := range sb.Image.Layers {
+		order[l.DiffID] = i
+	}
+	byLayer := map[int]*packageSet{}
+	var positions []int
+	for i := range sb.Packages {
+		p := &sb.Packages[i]
+		pos := len(sb.Image.Layers) // packages without a known layer come last
+		if len(p.Locations) > 0 {
+			if o, ok := order[p.Locations[0].DiffID]; ok {
+				pos = o
+			}
+		}
+		set := byLayer[pos]
+		if set == nil {
+			set = &packageSet{}
+			byLayer[pos] = set
+			positions = append(positions, pos)
+		}
+		var k PackageKey
+		if i < len(keys) {
+			k = keys[i]
+		}
+		set.pkgs = append(set.pkgs, i)
+		set.keys = append(set.keys, k)
+	}
+	slices.Sort(positions)
+	out := make([]packageSet, 0, len(positions))
+	for _, pos := range positions {
+		set := byLayer[pos]
+		h := sha256.New()
+		var buf []byte
+		for j, i := range set.pkgs {
+			p := &sb.Packages[i]
+			buf = buf[:0]
+			// Length-prefixed fields: names come from image content, and no choice of them may
+			// make two different sets hash alike.
+			for _, f := range [...]string{p.Type, p.Name, p.Version, p.PURL, set.keys[j].Ecosystem, set.keys[j].Name} {
+				buf = binary.AppendUvarint(buf, uint64(len(f)))
+				buf = append(buf, f...)
+			}
+			h.Write(buf)
+		}
+		set.id = hex.EncodeToString(h.Sum(nil))
+		out = append(out, *set)
+	}
+	return out
+}
+
+// putPackageSets points digest's packages at sets, writing the rows of the sets the store does
+// not hold yet and dropping the sets it used before that no image uses any more.
+func putPackageSets(ctx context.Context, tx *txw, digest string, pkgs []sbom.Package, sets []packageSet) error {
+	old, err := imageSetIDs(ctx, tx, digest)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM image_sets WHERE image_digest = $1`, digest); err != nil {
+		return fmt.Errorf("delete old package sets: %w", err)
+	}
+	for _, set := range sets {
+		res, err := tx.ExecContext(ctx, `INSERT INTO package_sets (id, package_count) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
+			set.id, len(set.pkgs))
+		if err != nil {
+			return fmt.Errorf("package set: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			continue // stored already, by an image with the same layer
+		}
+		if err := copyRows(ctx, tx, "set_packages", []string{"set_id", "idx", "type", "name", "version", "purl", "ecosystem", "match_name"}, len(set.pkgs), func(j int, args []any) []any {
+			p := &pkgs[set.pkgs[j]]
+			return append(args, set.id, j, p.Type, p.Name, p.Version, p.PURL, set.keys[j].Ecosystem, set.keys[j].Name)
+		}); err != nil {
+			return fmt.Errorf("package set rows: %w", err)
+		}
+	}
+	if err := insertRows(ctx, tx, `INSERT INTO image_sets (image_digest, pos, set_id) VALUES `, 3, len(sets), func(i int, args []any) []any {
+		return append(args, digest, i, sets[i].id)
+	}); err != nil {
+		return fmt.Errorf("image package sets: %w", err)
+	}
+	return dropUnusedSets(ctx, tx, old)
+}
+
+// imageSetIDs returns the ids of the package sets digest uses.
+func imageSetIDs(ctx context.Context, tx *txw, digest string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT set_id FROM image_sets WHERE image_digest = $1`, digest)
+	if err != nil {
+		return nil, fmt.Errorf("package sets of %s: %w", digest, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("package sets of %s: %w", digest, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// dropUnusedSets deletes those of ids that no image uses any more (their rows go with them).
+func dropUnusedSets(ctx context.Context, tx *txw, ids []string) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM package_sets WHERE id = $1
+			AND NOT EXISTS (SELECT 1 FROM image_sets WHERE set_id = $1)`, id); err != nil {
+			return fmt.Errorf("drop unused package set: %w", err)
+		}
+	}
+	return nil
 }

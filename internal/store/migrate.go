@@ -93,7 +93,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

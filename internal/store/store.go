@@ -10,9 +10,12 @@
 //     created and indexed times, package count and the whole SBOM as zstd-compressed JSON.
 //   - tags: repository + tag -> digest. A tag may point at a digest not indexed yet.
 //   - layers: the layers of each image (index, blob digest, diffID).
-//   - packages: the packages of each image with their match key (ecosystem, match_name),
-//     indexed by that key (on SQLite the table is clustered by it): the index from package key
-//     to images that makes re-matching incremental.
+//   - package_sets, set_packages, image_sets: packages with their match key (ecosystem,
+//     match_name), stored once per "package set" -- the packages one layer introduced, named by
+//     the hash of their rows -- and each image's list of sets. Images on one base share its set,
+//     so a pushed application image writes only its own layers' rows. set_packages is indexed by
+//     the match key (on SQLite clustered by it): the index from package key to images that makes
+//     re-matching incremental. The view packages joins them back to one row per image package.
 //   - advisories: OSV records by id, with the import source, modified time, a SHA-256 content
 //     hash (unchanged records are skipped on import) and compact JSON without the long details
 //     text, which is kept in its own column so the matcher's hot path decodes little.
@@ -24,9 +27,14 @@
 //   - sources: advisory sources with their conditional-request state and import outcome.
 //   - schema_migrations: applied migration versions.
 //
-// SQLite allows one writer at a time: the Store serializes its own write transactions (a
-// context-aware lock) and opens them with BEGIN IMMEDIATE, so a busy database is waited for
-// (busy_timeout) instead of failing half-way; reads run concurrently under WAL.
+// SQLite allows one writer at a time: the Store writes through one connection of its own (its
+// pool holds exactly one), serialized by a context-aware lock, with BEGIN IMMEDIATE so a busy
+// database is waited for (busy_timeout) instead of failing half-way; reads run concurrently under
+// WAL on a separate pool. The writer connection is also handed to the job queue (WriterDB): one
+// connection that writes keeps its page cache across its own commits, whereas a connection that
+// sees another's commit throws its whole cache away, page by page, at its next transaction (with
+// a shared pool that was a third of a webhook burst's CPU), and writers on one connection queue
+// for it instead of sleeping in SQLite's busy handler.
 package store
 
 import (
@@ -70,7 +78,10 @@ const maxSBOMBytes = 512 << 20
 
 // Store is a handle on the database. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
+	db *sql.DB
+	// wdb runs write transactions: on SQLite a pool of one connection of its own, on PostgreSQL
+	// the same pool as db.
+	wdb     *sql.DB
 	dialect dialect
 	log     *slog.Logger
 	// writer serializes write transactions on SQLite (nil on PostgreSQL). A channel rather than
@@ -89,7 +100,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d, driver, conn, err := parseDSN(dsn)
+	d, driver, conn, where, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +108,19 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), err)
 	}
-	s := &Store{db: db, dialect: d, log: log, advCache: newAdvisoryCache(advisoryCacheSize)}
+	s := &Store{db: db, wdb: db, dialect: d, log: log, advCache: newAdvisoryCache(advisoryCacheSize)}
 	if d == dialectSQLite {
 		s.writer = make(chan struct{}, 1)
-		// Readers and the one writer each need a connection; more buys nothing on SQLite.
 		db.SetMaxOpenConns(8)
 		db.SetMaxIdleConns(8)
+		if s.wdb, err = sql.Open(driver, sqliteConn(where, writerCacheKiB)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), err)
+		}
+		s.wdb.SetMaxOpenConns(1)
+		s.wdb.SetMaxIdleConns(1)
+		s.wdb.SetConnMaxIdleTime(0)
+		s.wdb.SetConnMaxLifetime(0)
 	} else {
 		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
@@ -117,7 +135,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := s.wdb.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s database %s: %w", d, redact(dsn), err)
 	}
@@ -131,36 +149,56 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 // Close releases the database.
 func (s *Store) Close() error {
 	s.dec.Close()
-	return s.db.Close()
+	var werr error
+	if s.wdb != s.db {
+		werr = s.wdb.Close()
+	}
+	return errors.Join(s.db.Close(), werr)
 }
 
-// DB exposes the database handle for packages that share it (the job queue's tables live in
-// the same database).
+// DB exposes the database handle for reading (tests and diagnostics).
 func (s *Store) DB() *sql.DB { return s.db }
+
+// WriterDB is the handle the Store writes through. On SQLite it is one connection, and a job
+// queue on the same database file should run on it too (see the package comment); on PostgreSQL
+// it is the shared pool.
+func (s *Store) WriterDB() *sql.DB { return s.wdb }
 
 // Dialect names the database kind: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.String() }
 
-// parseDSN returns the dialect, database/sql driver name and driver connection string.
-func parseDSN(s string) (dialect, string, string, error) {
-	d, err := dsn.Parse(s)
+// Page cache per SQLite connection. The writer's stays valid across its own commits and holds
+// the hot index pages; a reader's is dropped whenever another connection has committed, so a
+// big one only costs freeing it.
+const (
+	writerCacheKiB = 65536
+	readerCacheKiB = 16384
+)
+
+// parseDSN returns the dialect, database/sql driver name and driver connection string (for
+// SQLite: of a reading connection), and for SQLite the database file's path.
+func parseDSN(s string) (d dialect, driver, conn, sqlitePath string, err error) {
+	where, err := dsn.Parse(s)
 	switch {
 	case err != nil:
-		return 0, "", "", err
-	case d.Postgres != "":
-		return dialectPostgres, "pgx", d.Postgres, nil
+		return 0, "", "", "", err
+	case where.Postgres != "":
+		return dialectPostgres, "pgx", where.Postgres, "", nil
 	default:
-		return dialectSQLite, "sqlite", sqliteConn(d.SQLite), nil
+		return dialectSQLite, "sqlite", sqliteConn(where.SQLite, readerCacheKiB), where.SQLite, nil
 	}
 }
 
-func sqliteConn(path string) string {
+func sqliteConn(path string, cacheKiB int) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "cache_size(-65536)")
+	// Statement journals in memory: a multi-row INSERT into several indexes spills its journal
+	// to a temporary file otherwise (a seventh of a pushed image's write).
+	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Add("_pragma", "cache_size(-"+strconv.Itoa(cacheKiB)+")")
 	// Checkpoint every 64 MB of WAL rather than 4 MB: an image write dirties hundreds of pages
 	// of the key-ordered packages tree, and fewer checkpoints write (and sync) each page fewer
 	// times (PutImage 13 ms -> 9.5 ms). journal_size_limit truncates the WAL back afterwards.
@@ -261,7 +299,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *txw) error) error {
 	if conn != nil {
 		tx, err = conn.BeginTx(ctx, nil)
 	} else {
-		tx, err = s.db.BeginTx(ctx, nil)
+		tx, err = s.wdb.BeginTx(ctx, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -131,7 +131,7 @@ func New(ctx context.Context, opts Options, lister registry.Lister, svc *finding
 		w.lock, sole = lock, true
 	}
 	q, err := queue.Open(ctx, database, queue.Config{Workers: workers, MaxWorkers: opts.Workers, MaxAttempts: opts.MaxAttempts,
-		Logger: log, SoleWorker: sole, PeriodicJobs: periodic})
+		Logger: log, SoleWorker: sole, PeriodicJobs: periodic, SQLiteDB: svc.Store.WriterDB()})
 	if err != nil {
 		w.Close()
 		return nil, err
