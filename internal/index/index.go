@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 	"github.com/crowsnest-dev/crowsnest/internal/sbom/extract"
 	"github.com/crowsnest-dev/crowsnest/internal/version"
@@ -44,6 +46,27 @@ type Indexer struct {
 	Limits   Limits
 	// Now stamps SBOMs; tests fix it.
 	Now func() time.Time
+
+	recentOnce sync.Once
+	// recent keeps the decoded results of recently used layers: images pushed one after another
+	// share their base layers, and decoding a base's cached result (hundreds of packages) cost
+	// more than the rest of indexing an application image on it. Results are never modified
+	// after they are made, so one value serves concurrent Index calls.
+	recent *lru.Cache[string, *LayerResult]
+}
+
+// recentLayers bounds the decoded layer results kept in memory (a large base layer's is a few MB).
+const recentLayers = 32
+
+// maxRecentLayerBytes keeps a layer's result out of memory when its encoding is larger: such
+// layers are rare and the disk cache still serves them.
+const maxRecentLayerBytes = 8 << 20
+
+func (ix *Indexer) recentCache() *lru.Cache[string, *LayerResult] {
+	ix.recentOnce.Do(func() {
+		ix.recent, _ = lru.New[string, *LayerResult](recentLayers) // errors only for a size <= 0
+	})
+	return ix.recent
 }
 
 // Stats says what one Index call did.
@@ -171,6 +194,10 @@ func (ix *Indexer) cached(l sbom.Layer) (*LayerResult, bool) {
 	if ix.Cache == nil || l.Digest == "" {
 		return nil, false
 	}
+	key := l.Digest + "\x00" + ix.Extractors.Version()
+	if lr, ok := ix.recentCache().Get(key); ok {
+		return lr, true
+	}
 	data, ok, err := ix.Cache.Get(l.Digest, ix.Extractors.Version())
 	if err != nil {
 		ix.logger().Warn("layer cache entry unusable; reading the layer again", "layer", l.Digest, "err", err)
@@ -183,6 +210,9 @@ func (ix *Indexer) cached(l sbom.Layer) (*LayerResult, bool) {
 	if err := json.Unmarshal(data, &lr); err != nil {
 		ix.logger().Warn("layer cache entry unusable; reading the layer again", "layer", l.Digest, "err", err)
 		return nil, false
+	}
+	if len(data) <= maxRecentLayerBytes {
+		ix.recentCache().Add(key, &lr)
 	}
 	return &lr, true
 }
@@ -209,6 +239,9 @@ func (ix *Indexer) readLayer(ctx context.Context, img Image, i int, l sbom.Layer
 		data, err := json.Marshal(lr)
 		if err == nil {
 			err = ix.Cache.Put(l.Digest, ix.Extractors.Version(), data)
+		}
+		if err == nil && len(data) <= maxRecentLayerBytes {
+			ix.recentCache().Add(l.Digest+"\x00"+ix.Extractors.Version(), lr)
 		}
 		if err != nil {
 			ix.logger().Warn("could not cache layer result", "layer", l.Digest, "err", err)
