@@ -384,6 +384,9 @@ func (im *Import) Commit() (ImportResult, error) {
 		im.source, time.Now().UnixNano(), count); err != nil {
 		return ImportResult{}, fmt.Errorf("import %s: record source: %w", im.source, err)
 	}
+	if err := bumpAdvisoryGeneration(im.ctx, im.tx); err != nil {
+		return ImportResult{}, fmt.Errorf("import %s: record the change: %w", im.source, err)
+	}
 	if err := im.tx.tx.Commit(); err != nil {
 		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
 	}
@@ -420,59 +423,34 @@ func (im *Import) Rollback() error {
 // already cached with that hash: decoding JSON was most of a match's time.
 func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[PackageKey][]*vuln.Advisory, error) {
 	keys = uniqueKeys(keys)
-	type ref struct {
-		k  PackageKey
-		id string
+	if len(keys) == 0 {
+		return map[PackageKey][]*vuln.Advisory{}, nil
 	}
-	var refs []ref
+	gen, err := s.advisoryGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known, unknown := s.keys.lookup(gen, keys)
+	if len(unknown) > 0 {
+		fresh, err := s.keyRefs(ctx, unknown)
+		if err != nil {
+			return nil, err
+		}
+		s.keys.remember(gen, unknown, fresh)
+		for k, refs := range fresh {
+			known[k] = refs
+		}
+	}
 	found := make(map[string]*vuln.Advisory)
 	var missing []string
-	scan := func(rows *sql.Rows) error {
-		defer rows.Close()
-		var hash []byte
-		for rows.Next() {
-			var r ref
-			if err := rows.Scan(&r.k.Ecosystem, &r.k.Name, &r.id, &hash); err != nil {
-				return err
-			}
+	for _, refs := range known {
+		for _, r := range refs {
 			if _, ok := found[r.id]; !ok {
-				a := s.advCache.get(r.id, hash)
+				a := s.advCache.get(r.id, r.hash)
 				found[r.id] = a
 				if a == nil {
 					missing = append(missing, r.id)
 				}
-			}
-			refs = append(refs, r)
-		}
-		return rows.Err()
-	}
-	if len(keys) == 0 {
-		return map[PackageKey][]*vuln.Advisory{}, nil
-	}
-	if s.dialect == dialectPostgres {
-		es, ns := splitKeys(keys)
-		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.hash
-			FROM unnest($1::text[], $2::text[]) AS k(e, n)
-			JOIN affected af ON af.ecosystem = k.e AND af.name = k.n
-			JOIN advisories a ON a.id = af.advisory_id`, es, ns)
-		if err != nil {
-			return nil, fmt.Errorf("advisories by key: %w", err)
-		}
-		if err := scan(rows); err != nil {
-			return nil, fmt.Errorf("advisories by key: %w", err)
-		}
-	} else {
-		for start := 0; start < len(keys); start += keyBatch {
-			chunk := keys[start:min(len(keys), start+keyBatch)]
-			q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.hash
-				FROM affected af JOIN advisories a ON a.id = af.advisory_id
-				WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
-			rows, err := s.db.QueryContext(ctx, q+`)`, args...)
-			if err != nil {
-				return nil, fmt.Errorf("advisories by key: %w", err)
-			}
-			if err := scan(rows); err != nil {
-				return nil, fmt.Errorf("advisories by key: %w", err)
 			}
 		}
 	}
@@ -490,15 +468,62 @@ func (s *Store) AdvisoriesFor(ctx context.Context, keys []PackageKey) (map[Packa
 		}
 	}
 	out := make(map[PackageKey][]*vuln.Advisory)
-	for _, r := range refs {
-		// A record deleted between the two reads is left out, as if the first read had
-		// come later.
-		if a := found[r.id]; a != nil {
-			out[r.k] = append(out[r.k], a)
+	for k, refs := range known {
+		for _, r := range refs {
+			// A record deleted between the two reads is left out, as if the first read had
+			// come later.
+			if a := found[r.id]; a != nil {
+				out[k] = append(out[k], a)
+			}
 		}
 	}
 	for _, as := range out {
 		slices.SortFunc(as, func(a, b *vuln.Advisory) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out, nil
+}
+
+// keyRefs reads the ids and content hashes of the advisories of keys.
+func (s *Store) keyRefs(ctx context.Context, keys []PackageKey) (map[PackageKey][]keyRef, error) {
+	out := make(map[PackageKey][]keyRef)
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var k PackageKey
+			var r keyRef
+			if err := rows.Scan(&k.Ecosystem, &k.Name, &r.id, &r.hash); err != nil {
+				return err
+			}
+			out[k] = append(out[k], r)
+		}
+		return rows.Err()
+	}
+	if s.dialect == dialectPostgres {
+		es, ns := splitKeys(keys)
+		rows, err := s.db.QueryContext(ctx, `SELECT af.ecosystem, af.name, a.id, a.hash
+			FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			JOIN affected af ON af.ecosystem = k.e AND af.name = k.n
+			JOIN advisories a ON a.id = af.advisory_id`, es, ns)
+		if err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		return out, nil
+	}
+	for start := 0; start < len(keys); start += keyBatch {
+		chunk := keys[start:min(len(keys), start+keyBatch)]
+		q, args := keyInQuery(s.dialect, `SELECT af.ecosystem, af.name, a.id, a.hash
+			FROM affected af JOIN advisories a ON a.id = af.advisory_id
+			WHERE (af.ecosystem, af.name) IN (VALUES `, chunk)
+		rows, err := s.db.QueryContext(ctx, q+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("advisories by key: %w", err)
+		}
 	}
 	return out, nil
 }

@@ -91,6 +91,8 @@ type Store struct {
 	dec    *zstd.Decoder
 	// advCache keeps decoded advisories for AdvisoriesFor (see advisoryCache).
 	advCache *advisoryCache
+	// keys remembers each package key's advisories for AdvisoriesFor (see keyCache).
+	keys keyCache
 }
 
 // Open opens (creating if needed) the database named by dsn and applies pending migrations.

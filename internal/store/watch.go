@@ -69,6 +69,24 @@ func (s *Store) ClearFailed(ctx context.Context, digest string) error {
 	return nil
 }
 
+// TagIndexed points repository:tag at digest, which has just been indexed, and forgets any
+// recorded failure of digest: SetTag and ClearFailed in one commit (one per image on a burst).
+func (s *Store) TagIndexed(ctx context.Context, repository, tag, digest string) error {
+	err := s.write(ctx, func(tx *txw) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+			repository, tag, digest, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM failures WHERE digest = $1`, digest)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tag %s:%s as indexed: %w", repository, tag, err)
+	}
+	return nil
+}
+
 // Failures lists images that failed to index, newest first.
 func (s *Store) Failures(ctx context.Context) ([]Failure, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, tag, error, attempts, failed_at FROM failures ORDER BY failed_at DESC`)

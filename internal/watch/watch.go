@@ -457,10 +457,7 @@ func (w *Watcher) indexTag(ctx context.Context, args IndexArgs) error {
 			return err
 		}
 	}
-	if err := w.svc.Store.SetTag(ctx, args.Repository, args.Tag, args.Digest); err != nil {
-		return err
-	}
-	return w.svc.Store.ClearFailed(ctx, args.Digest)
+	return w.svc.Store.TagIndexed(ctx, args.Repository, args.Tag, args.Digest)
 }
 
 func (w *Watcher) index(ctx context.Context, args IndexArgs) error {
