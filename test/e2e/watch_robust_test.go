@@ -224,7 +224,7 @@ func TestWatchOCINotification(t *testing.T) {
 
 // buildCrowsnest builds cmd/crowsnest into a test directory: the kill -9 test needs a real
 // process to kill.
-func buildCrowsnest(t *testing.T) string {
+func buildCrowsnest(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "crowsnest")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/crowsnest-dev/crowsnest/cmd/crowsnest").CombinedOutput()
