@@ -129,7 +129,8 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 	opts = watch.Options{Registry: cfg, Repositories: f.repositories, Tags: opts.Tags, AllImages: f.allImages,
 		RefreshRegistry: f.refreshRegistry, Interval: time.Duration(f.interval) * time.Second, Workers: f.workers, MaxAttempts: f.maxAttempts,
 		SBOM: f.sbom, WebhookAddr: f.webhookAddr,
-		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs")},
+		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs"),
+			Transports: image.NewTransportCache(1024)},
 		Refresh:      refresh.Config{Interval: f.advisoryRefresh, Mirror: f.osvMirror, TempDir: filepath.Join(dataDir, "tmp")}}
 	return opts, nil
 }

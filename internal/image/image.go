@@ -36,6 +36,9 @@ type Options struct {
 	UserAgent string
 	// MaxLayerSize bounds the uncompressed size of one layer; 0 = DefaultMaxLayerSize.
 	MaxLayerSize int64
+	// Transports, when set, keeps each repository's authenticated transport for the next Open
+	// of that repository (a long-running watcher); nil authenticates once per Open.
+	Transports *TransportCache
 }
 
 // Input prefixes (Docker Scout's).

@@ -460,3 +460,40 @@ func TestInsecureAllowed(t *testing.T) {
 		t.Errorf("guard err = %v", err)
 	}
 }
+
+// A watcher's TransportCache authenticates once per repository: later images of the same
+// repository skip the registry ping (and the token exchange that follows it).
+func TestTransportCacheReusesAuthentication(t *testing.T) {
+	reg := newTestRegistry(t)
+	reg.push(t, "team/app:1", handmade(t, "amd64", compression.GZip))
+	reg.push(t, "team/app:2", handmade(t, "arm64", compression.GZip))
+	reg.push(t, "team/other:1", handmade(t, "amd64", compression.GZip))
+	var pings int
+	reg.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/v2/" {
+			pings++
+		}
+		return false
+	})
+	count := func(opts Options, refs ...string) int {
+		t.Helper()
+		pings = 0
+		for _, ref := range refs {
+			target, err := Open(ctx, reg.host+"/"+ref, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := target.Images(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return pings
+	}
+	if n := count(Options{}, "team/app:1", "team/app:2"); n != 2 {
+		t.Fatalf("without a cache: %d pings for two opens, want 2", n)
+	}
+	cache := NewTransportCache(8)
+	if n := count(Options{Transports: cache}, "team/app:1", "team/app:2", "team/other:1", "team/app:1"); n != 2 {
+		t.Fatalf("with a cache: %d pings for two repositories, want 2", n)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // registryBackend reads one repository of a registry. Manifests go through ggcr's remote package;
@@ -38,6 +39,10 @@ func (r *registryBackend) transport(ctx context.Context) (http.RoundTripper, err
 	defer r.mu.Unlock()
 	if r.rt != nil {
 		return r.rt, nil
+	}
+	if rt, ok := r.opts.Transports.get(r.repo); ok {
+		r.rt = rt
+		return rt, nil
 	}
 	kc := r.opts.Keychain
 	if kc == nil {
@@ -63,7 +68,35 @@ func (r *registryBackend) transport(ctx context.Context) (http.RoundTripper, err
 		return nil, fmt.Errorf("connect to %s: %w", r.repo.RegistryStr(), err)
 	}
 	r.rt = rt
+	r.opts.Transports.put(r.repo, rt)
 	return rt, nil
+}
+
+// TransportCache keeps authenticated transports by repository. Reusing one skips the registry
+// ping and the token exchange (two requests, and a credential check at the registry) for every
+// image pulled from a repository seen recently; an expired token is renewed by the transport
+// itself when the registry challenges it again.
+type TransportCache struct {
+	c *lru.Cache[string, http.RoundTripper]
+}
+
+// NewTransportCache returns a cache of the transports of up to size repositories.
+func NewTransportCache(size int) *TransportCache {
+	c, _ := lru.New[string, http.RoundTripper](max(size, 1))
+	return &TransportCache{c: c}
+}
+
+func (tc *TransportCache) get(repo name.Repository) (http.RoundTripper, bool) {
+	if tc == nil {
+		return nil, false
+	}
+	return tc.c.Get(repo.Name())
+}
+
+func (tc *TransportCache) put(repo name.Repository, rt http.RoundTripper) {
+	if tc != nil {
+		tc.c.Add(repo.Name(), rt)
+	}
 }
 
 func (r *registryBackend) remoteOpts(ctx context.Context) ([]remote.Option, error) {
