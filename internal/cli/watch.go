@@ -131,7 +131,7 @@ func (f *watchFlags) options(dataDir string) (watch.Options, error) {
 		SBOM: f.sbom, WebhookAddr: f.webhookAddr,
 		ImageOptions: image.Options{Insecure: insecure, CacheDir: filepath.Join(dataDir, "blobs"),
 			Transports: image.NewTransportCache(1024)},
-		Refresh:      refresh.Config{Interval: f.advisoryRefresh, Mirror: f.osvMirror, TempDir: filepath.Join(dataDir, "tmp")}}
+		Refresh: refresh.Config{Interval: f.advisoryRefresh, Mirror: f.osvMirror, TempDir: filepath.Join(dataDir, "tmp")}}
 	return opts, nil
 }
 

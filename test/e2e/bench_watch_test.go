@@ -34,6 +34,7 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/artifactory"
 	ib "github.com/crowsnest-dev/crowsnest/internal/testutil/imagebuild"
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/pgtest"
+	"github.com/crowsnest-dev/crowsnest/internal/testutil/procstat"
 	"github.com/crowsnest-dev/crowsnest/internal/testutil/registryproc"
 )
 
@@ -145,6 +146,12 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// cpuOf reads a process's CPU time so far (0 if it cannot be read).
+func cpuOf(pid int) time.Duration {
+	d, _ := procstat.CPU(pid)
+	return d
+}
+
 func percentile(ds []time.Duration, p float64) float64 {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -153,7 +160,7 @@ func percentile(ds []time.Duration, p float64) float64 {
 
 func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 	events := envInt("CROWSNEST_BENCH_EVENTS", 1000)
-	pushers := envInt("CROWSNEST_BENCH_PUSHERS", 16)
+	pushers := envInt("CROWSNEST_BENCH_PUSHERS", 4)
 	reg := registryproc.Start(b)
 	emu := artifactory.Start(b, artifactory.Options{Upstream: "http://" + reg.Addr(), Logf: func(string, ...any) {},
 		Webhook: artifactory.WebhookOptions{Backoff: []time.Duration{50 * time.Millisecond}}})
@@ -304,7 +311,7 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 
 	b.Run("pushes", func(b *testing.B) {
 		var latencies []time.Duration
-		var pushing time.Duration
+		var pushing, regUsed, watchUsed, benchUsed time.Duration
 		round := 0
 		for b.Loop() {
 			tag := "p" + strconv.Itoa(round)
@@ -313,6 +320,7 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 			pushedAt := map[string]time.Time{}
 			var wg sync.WaitGroup
 			sem := make(chan struct{}, pushers)
+			regCPU, watchCPU, benchCPU := cpuOf(reg.PID()), cpuOf(cmd.Process.Pid), cpuOf(os.Getpid())
 			start := time.Now()
 			for i := range events {
 				wg.Go(func() {
@@ -341,6 +349,9 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 			waitFor(func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(digests) }, more, 10*time.Minute)
 			b.StopTimer()
 			pushing += time.Since(start)
+			regUsed += cpuOf(reg.PID()) - regCPU
+			watchUsed += cpuOf(cmd.Process.Pid) - watchCPU
+			benchUsed += cpuOf(os.Getpid()) - benchCPU
 			for d, at := range pushedAt {
 				t, _ := seenAt(d)
 				latencies = append(latencies, max(0, t.Sub(at)))
@@ -354,16 +365,23 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 		b.ReportMetric(percentile(latencies, 0.50), "p50-s")
 		b.ReportMetric(percentile(latencies, 0.99), "p99-s")
 		b.ReportMetric(float64(events*b.N)/pushing.Seconds(), "pushes/s")
+		perImage := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(events*b.N) }
+		b.ReportMetric(perImage(watchUsed), "watcher-cpu-ms/image")
+		b.ReportMetric(perImage(regUsed), "registry-cpu-ms/image")
+		b.ReportMetric(perImage(benchUsed), "pushers+emulator-cpu-ms/image")
+
 	})
 
 	b.Run("replay", func(b *testing.B) {
 		var fromDelivery, fromPush []time.Duration
+		var regUsed, watchUsed, benchUsed time.Duration
 		round := 0
 		for b.Loop() {
 			b.StopTimer()
 			tag := "r" + strconv.Itoa(round)
 			imgs := pushUpstream(tag, events)
 			delivered := len(emu.Deliveries())
+			regCPU, watchCPU, benchCPU := cpuOf(reg.PID()), cpuOf(cmd.Process.Pid), cpuOf(os.Getpid())
 			b.StartTimer()
 			pushedAt := make(map[string]time.Time, events) // "image:tag" -> time
 			digests := make([]string, events)
@@ -376,6 +394,9 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 			}
 			waitFor(func() []string { return digests }, no, 10*time.Minute)
 			b.StopTimer()
+			regUsed += cpuOf(reg.PID()) - regCPU
+			watchUsed += cpuOf(cmd.Process.Pid) - watchCPU
+			benchUsed += cpuOf(os.Getpid()) - benchCPU
 			byDigest := map[string]pushed{}
 			for _, p := range imgs {
 				byDigest[p.image+":"+p.tag] = p
@@ -411,6 +432,10 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 		b.ReportMetric(percentile(fromDelivery, 0.50), "p50-from-delivery-s")
 		b.ReportMetric(percentile(fromDelivery, 0.99), "p99-from-delivery-s")
 		b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "images/s")
+		perImage := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(events*b.N) }
+		b.ReportMetric(perImage(watchUsed), "watcher-cpu-ms/image")
+		b.ReportMetric(perImage(regUsed), "registry-cpu-ms/image")
+		b.ReportMetric(perImage(benchUsed), "emulator-cpu-ms/image")
 	})
 
 	b.Run("single", func(b *testing.B) {

@@ -431,6 +431,9 @@ func (r *Registry) readStderr(rd io.Reader) {
 // Addr is "127.0.0.1:PORT".
 func (r *Registry) Addr() string { return r.addr }
 
+// PID is the registry process's id (benchmarks read its CPU time).
+func (r *Registry) PID() int { return r.cmd.Process.Pid }
+
 // Ref returns "127.0.0.1:PORT/" + repoAndTag.
 func (r *Registry) Ref(repoAndTag string) string { return r.addr + "/" + repoAndTag }
 
