@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -31,13 +32,15 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // globals are the flags every command shares.
 type globals struct {
-	dataDir   string
-	db        string
-	logLevel  string
-	logFormat string
-	stdin     io.Reader
-	stdout    io.Writer
-	stderr    io.Writer
+	dataDir     string
+	cpuProfile  string
+	stopProfile func()
+	db          string
+	logLevel    string
+	logFormat   string
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 // Main runs the CLI with args and returns the process exit code.
@@ -49,6 +52,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	if g.stopProfile != nil {
+		g.stopProfile()
+	}
 	if err == nil {
 		return 0
 	}
@@ -79,6 +85,25 @@ advisories and keeps the results current. Commands work on one image without any
 		"store: sqlite://PATH or postgres://... (default: SQLite in --data-dir; env CROWSNEST_DB)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("CROWSNEST_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("CROWSNEST_LOG_FORMAT", "text"), "log format: text or json")
+	// A CPU profile of a long-running command (watch, serve) for finding where its time goes;
+	// hidden because it is a developer's tool.
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if g.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		g.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
 	root.AddCommand(newVersionCmd(g), newSBOMCmd(g), newCVEsCmd(g), newDBCmd(g), newWatchCmd(g), newImagesCmd(g), newDemoCmd(g), newServeCmd(g), newTokenCmd(g), newLoginCmd(g), newNotifyCmd(g))
 	return root
 }

@@ -128,7 +128,8 @@ func benchFreePort(b *testing.B) int {
 //     than any registry on this machine can take pushes. Latency from the recording of the push
 //     (and from the start of the event's delivery). This one measures how fast a backlog drains.
 //
-// CROWSNEST_BENCH_EVENTS makes smaller bursts; CROWSNEST_BENCH_PUSHERS changes the pushers.
+// CROWSNEST_BENCH_EVENTS makes smaller bursts; CROWSNEST_BENCH_PUSHERS changes the pushers;
+// CROWSNEST_BENCH_CPUPROFILE=FILE writes the watcher's CPU profile.
 func BenchmarkPushToIndexed(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
 		dataDir := b.TempDir()
@@ -230,6 +231,9 @@ func benchPushToIndexed(b *testing.B, dataDir, dsn string, explicitDB bool) {
 	args := []string{"--data-dir", dataDir, "--registry", cfg, "--all-images", "--interval", "3600"} // default --workers (3)
 	if explicitDB {
 		args = append(args, "--db", dsn)
+	}
+	if f := os.Getenv("CROWSNEST_BENCH_CPUPROFILE"); f != "" {
+		args = append(args, "--cpuprofile", f) // the watcher's, written when it stops
 	}
 	// The watcher is its own process, as it is in production: the registry, the emulator and the
 	// pushers of this benchmark process get no unfair share of the CPU against it.
