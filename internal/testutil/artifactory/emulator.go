@@ -184,7 +184,7 @@ func New(opts Options) (*Emulator, error) {
 	}
 	e := &Emulator{
 		opts:      opts,
-		client:    &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		client:    &http.Client{Transport: upstreamTransport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		repos:     map[string]*Repository{},
 		users:     map[string]*User{},
 		tokens:    map[string]tokenInfo{},
@@ -298,6 +298,15 @@ func (e *Emulator) CloudSubdomainHost(repoKey string) string {
 func (e *Emulator) port() string {
 	_, p, _ := net.SplitHostPort(e.Addr())
 	return p
+}
+
+// upstreamTransport keeps connections to the upstream registry open for every concurrent request,
+// as Artifactory's connection pool does: http.DefaultTransport keeps two idle connections per
+// host, so a burst opened (and the registry accepted) a new connection for most requests.
+func upstreamTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return tr
 }
 
 // Transport dials the emulator for every host name under Hostname (and for its own address), so
