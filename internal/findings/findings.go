@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"sort"
 	"sync"
@@ -158,50 +159,100 @@ type refMatch struct {
 	enc      []store.EncodedFinding
 }
 
-// matchRefs matches every distinct reference of byImage against src, on every core.
-func matchRefs(ctx context.Context, src match.AdvisorySource, byImage map[string][]vuln.PackageRef) (refMatches, error) {
-	var refs []vuln.PackageRef
-	seen := map[vuln.PackageRef]bool{}
-	for _, rs := range byImage {
-		for _, r := range rs {
-			if !seen[r] {
-				seen[r] = true
-				refs = append(refs, r)
-			}
-		}
-	}
-	found := make([]refMatch, len(refs))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(refs)))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
+// refMatcher matches package references on every core as they are handed to it (add, from one
+// goroutine), each distinct one once, so matching overlaps reading the packages. The
+// advisories are looked up when the first reference comes: a change no stored package has
+// costs no lookup.
+type refMatcher struct {
+	ctx     context.Context
+	src     func() (match.AdvisorySource, error)
+	refs    chan vuln.PackageRef
+	seen    map[vuln.PackageRef]bool
+	results []refMatches // per worker
+	errs    []error      // per worker
+	wg      sync.WaitGroup
+}
+
+func newRefMatcher(ctx context.Context, src func() (match.AdvisorySource, error)) *refMatcher {
+	return &refMatcher{ctx: ctx, src: src, seen: map[vuln.PackageRef]bool{}}
+}
+
+func (m *refMatcher) start() {
+	workers := runtime.GOMAXPROCS(0)
+	m.refs = make(chan vuln.PackageRef, 4096)
+	m.results = make([]refMatches, workers)
+	m.errs = make([]error, workers)
+	var once sync.Once
+	var src match.AdvisorySource
+	var srcErr error
 	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(refs); i += workers {
-				fs, err := match.MatchPackages(ctx, src, refs[i:i+1])
+		m.results[w] = refMatches{}
+		m.wg.Go(func() {
+			once.Do(func() { src, srcErr = m.src() })
+			if srcErr != nil && w == 0 {
+				m.errs[w] = srcErr
+			}
+			// After an error the worker only drains, so that add never blocks.
+			for r := range m.refs {
+				if srcErr != nil || m.errs[w] != nil {
+					continue
+				}
+				fs, err := match.MatchPackages(m.ctx, src, []vuln.PackageRef{r})
 				if err != nil {
-					errs[w] = fmt.Errorf("match %s %s: %w", refs[i].Name, refs[i].Version, err)
-					return
+					m.errs[w] = fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
+					continue
 				}
 				enc := make([]store.EncodedFinding, len(fs))
 				for j := range fs {
 					if enc[j], err = store.EncodeFinding(&fs[j]); err != nil {
-						errs[w] = err
-						return
+						m.errs[w] = err
+						break
 					}
 				}
-				found[i] = refMatch{fs, enc}
+				m.results[w][r] = refMatch{fs, enc}
 			}
 		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+}
+
+// add hands over a reference to match.
+func (m *refMatcher) add(r vuln.PackageRef) {
+	if m.seen[r] {
+		return
+	}
+	m.seen[r] = true
+	if m.refs == nil {
+		m.start()
+	}
+	m.refs <- r
+}
+
+// wait returns the findings of every reference added.
+func (m *refMatcher) wait() (refMatches, error) {
+	if m.refs == nil {
+		return refMatches{}, nil
+	}
+	close(m.refs)
+	m.wg.Wait()
+	if err := errors.Join(m.errs...); err != nil {
 		return nil, err
 	}
-	out := make(refMatches, len(refs))
-	for i, r := range refs {
-		out[r] = found[i]
+	out := make(refMatches, len(m.seen))
+	for _, r := range m.results {
+		maps.Copy(out, r)
 	}
 	return out, nil
+}
+
+// matchRefs matches every distinct reference of byImage against src, on every core.
+func matchRefs(ctx context.Context, src match.AdvisorySource, byImage map[string][]vuln.PackageRef) (refMatches, error) {
+	m := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return src, nil })
+	for _, refs := range byImage {
+		for _, r := range refs {
+			m.add(r)
+		}
+	}
+	return m.wait()
 }
 
 // update returns the findings update of an image holding refs: what match.MatchPackages
@@ -267,35 +318,45 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 	if len(keys) == 0 {
 		return total, nil
 	}
+	// Every image asks about the same few keys: look their advisories up once.
+	lookup := func() (match.AdvisorySource, error) {
+		mkeys := make([]match.PackageKey, len(keys))
+		for i, k := range keys {
+			mkeys[i] = match.PackageKey(k)
+		}
+		advs, err := Source{s.Store}.AdvisoriesFor(ctx, mkeys)
+		if err != nil {
+			return nil, err
+		}
+		cached := match.NewMemorySource()
+		seen := map[*vuln.Advisory]bool{}
+		for _, list := range advs {
+			for _, a := range list {
+				if !seen[a] {
+					seen[a] = true
+					cached.Add(a)
+				}
+			}
+		}
+		return cached, nil
+	}
+	// The packages are matched on the other cores while they are read.
+	matcher := newRefMatcher(ctx, lookup)
 	byImage := map[string][]vuln.PackageRef{}
 	err := s.Store.PackagesWithKeys(ctx, keys, func(p store.StoredPackage) error {
 		byImage[p.ImageDigest] = append(byImage[p.ImageDigest], p.Package)
+		matcher.add(p.Package)
 		return nil
 	})
+	matched, merr := matcher.wait()
 	if err != nil {
 		return total, err
+	}
+	if merr != nil {
+		return total, merr
 	}
 	if len(byImage) == 0 {
 		return total, nil
-	}
-	// Every image asks about the same few keys: look their advisories up once.
-	mkeys := make([]match.PackageKey, len(keys))
-	for i, k := range keys {
-		mkeys[i] = match.PackageKey(k)
-	}
-	advs, err := Source{s.Store}.AdvisoriesFor(ctx, mkeys)
-	if err != nil {
-		return total, err
-	}
-	cached := match.NewMemorySource()
-	seen := map[*vuln.Advisory]bool{}
-	for _, list := range advs {
-		for _, a := range list {
-			if !seen[a] {
-				seen[a] = true
-				cached.Add(a)
-			}
-		}
 	}
 	digests := make([]string, 0, len(byImage))
 	for d := range byImage {
@@ -303,42 +364,27 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 	}
 	sort.Strings(digests)
 	now := s.now()
-	// Matching is CPU work and writing is mostly the database's: the packages are matched (on
-	// every core) and the next batch's findings assembled while the previous batch is written.
+	// The next batch's findings are assembled while the previous batch is written.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type batch struct {
-		updates []store.FindingsUpdate
-		err     error
-	}
-	batches := make(chan batch, 1)
+	batches := make(chan []store.FindingsUpdate, 1)
 	go func() {
 		defer close(batches)
-		matched, err := matchRefs(ctx, cached, byImage)
-		for start := 0; err == nil && start < len(digests); start += rematchBatch {
+		for start := 0; start < len(digests); start += rematchBatch {
 			chunk := digests[start:min(start+rematchBatch, len(digests))]
 			updates := make([]store.FindingsUpdate, len(chunk))
 			for i, d := range chunk {
 				updates[i] = matched.update(d, keys, byImage[d])
 			}
 			select {
-			case batches <- batch{updates: updates}:
+			case batches <- updates:
 			case <-ctx.Done():
 				return
 			}
 		}
-		if err != nil {
-			select {
-			case batches <- batch{err: err}:
-			case <-ctx.Done():
-			}
-		}
 	}()
-	for b := range batches {
-		if b.err != nil {
-			return total, b.err
-		}
-		sum, err := s.Store.ReplaceFindingsBatch(ctx, b.updates, ReasonAdvisoryUpdate, now)
+	for updates := range batches {
+		sum, err := s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
 		if err != nil {
 			return total, err
 		}
