@@ -13,16 +13,6 @@ import (
 	"github.com/crowsnest-dev/crowsnest/internal/vuln"
 )
 
-// countRows returns the row count of table.
-func countRows(t *testing.T, s *Store, table string) int {
-	t.Helper()
-	var n int
-	if err := s.DB().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // changeLines renders changes as "digest kind reason finding-json", in id order.
 func changeLines(t *testing.T, changes []vuln.Change) []string {
 	t.Helper()
@@ -135,7 +125,7 @@ func mustJSON(t *testing.T, v any) []byte {
 func TestMigrationToSharedFindingContent(t *testing.T) {
 	backends(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		d, driver, conn, err := parseDSN(dsn)
+		d, driver, conn, _, err := parseDSN(dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
