@@ -234,10 +234,12 @@ func benchSBOM(img, n int) *sbom.SBOM {
 }
 
 // fillImages stores benchImages images of benchImagePackages packages with multi-row INSERTs:
-// the rows PutImage writes, minus the SBOM blob (a stub), which re-matching never reads.
-// Package rows go in in key order, the order SQLite clusters them by: random order makes every
-// insert touch a different page of a 3M-row tree (8.5 minutes instead of seconds). PutImage
-// itself is measured by BenchmarkPutImage.
+// the rows PutImage writes, minus the SBOM blob (a stub), which re-matching never reads. Each
+// image's packages are one package set of its own (its packages are drawn at random, so no two
+// images share a layer's set; PutImage names a set by the hash of its rows, the fill by the
+// image's number). Package rows go in in key order, the order SQLite clusters them by: random
+// order makes every insert touch a different page of a 3M-row tree (8.5 minutes instead of
+// seconds). PutImage itself is measured by BenchmarkPutImage.
 func fillImages(b *testing.B, s *Service) {
 	b.Helper()
 	ctx := context.Background()
@@ -245,6 +247,7 @@ func fillImages(b *testing.B, s *Service) {
 	db := s.Store.DB()
 	sqlite := s.Store.Dialect() == "sqlite"
 	digest := func(img int) string { return fmt.Sprintf("sha256:%064x", img) }
+	setID := func(img int) string { return fmt.Sprintf("%064x", img) }
 	type keyName struct{ eco, name, typ string }
 	keys := make([]keyName, benchKeyPool)
 	order := make([]int, benchKeyPool)
@@ -301,7 +304,19 @@ func fillImages(b *testing.B, s *Service) {
 			d := digest(img)
 			imgs[img] = []any{d, "registry.example/app@" + d, "registry.example/app", "linux/amd64", "debian", "12", int64(1), benchImagePackages, []byte{}}
 		}
-		return insertMany(ctx, tx, sqlite, `INSERT INTO images (digest, reference, name, platform, os_id, os_version, indexed_at, package_count, sbom) VALUES `, imgs)
+		if err := insertMany(ctx, tx, sqlite, `INSERT INTO images (digest, reference, name, platform, os_id, os_version, indexed_at, package_count, sbom) VALUES `, imgs); err != nil {
+			return err
+		}
+		sets := make([][]any, benchImages)
+		links := make([][]any, benchImages)
+		for img := range sets {
+			sets[img] = []any{setID(img), benchImagePackages}
+			links[img] = []any{digest(img), 0, setID(img)}
+		}
+		if err := insertMany(ctx, tx, sqlite, `INSERT INTO package_sets (id, package_count) VALUES `, sets); err != nil {
+			return err
+		}
+		return insertMany(ctx, tx, sqlite, `INSERT INTO image_sets (image_digest, pos, set_id) VALUES `, links)
 	})
 	const perTx = 250_000
 	for len(refs) > 0 {
@@ -313,9 +328,9 @@ func fillImages(b *testing.B, s *Service) {
 				k := keys[order[r.rank]]
 				v := "1." + strconv.Itoa(int(r.version)) + ".0"
 				// Keys() of such a package: Debian keys are the source name, others the name.
-				rows[i] = []any{digest(int(r.img)), int(r.idx), k.typ, k.name, v, "pkg:" + k.typ + "/" + k.name + "@" + v, k.eco, k.name}
+				rows[i] = []any{setID(int(r.img)), int(r.idx), k.typ, k.name, v, "pkg:" + k.typ + "/" + k.name + "@" + v, k.eco, k.name}
 			}
-			return insertMany(ctx, tx, sqlite, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `, rows)
+			return insertMany(ctx, tx, sqlite, `INSERT INTO set_packages (set_id, idx, type, name, version, purl, ecosystem, match_name) VALUES `, rows)
 		})
 	}
 	b.Logf("%s: %d images x %d packages stored in %v", s.Store.Dialect(), benchImages, benchImagePackages, time.Since(start).Round(time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,9 @@ type FindingsUpdate struct {
 	// finding of the image. Every finding in Findings must be within the scope.
 	Scope    []PackageKey
 	Findings []vuln.Finding
+	// Encoded, when not nil, is EncodeFinding of each of Findings (Encoded[i] of Findings[i]):
+	// a caller that hands one finding to many images (a re-match) encodes it once.
+	Encoded []EncodedFinding
 }
 
 // ChangeSummary counts what a findings replacement changed.
@@ -49,25 +53,26 @@ func (s *Store) ReplaceFindings(ctx context.Context, digest string, scope []Pack
 	return sum.Added, sum.Removed, err
 }
 
-// storedFinding is what a replacement reads of a stored finding: its key and content hash, not
-// its JSON (the removed ones' JSON comes back from the DELETE).
+// findingID identifies a finding within one image: the fields of vuln.Finding.Key, kept apart
+// so that looking a finding up builds no string.
+type findingID struct{ typ, name, version, vulnID string }
+
+func idOf(f *vuln.Finding) findingID {
+	return findingID{f.Package.Type, f.Package.Name, f.Package.Version, f.VulnerabilityID}
+}
+
+// storedFinding is what a replacement reads of a stored finding: its key and content hash (the
+// key of its JSON in finding_data).
 type storedFinding struct {
-	typ, name, version, vulnID string
-	ecosystem, matchName       string
-	severity                   string
-	hash                       []byte
+	id                             findingID
+	ecosystem, matchName, severity string
+	hash                           [sha256.Size]byte
 }
 
 type findingRow struct {
 	digest string
 	f      *vuln.Finding
-	data   []byte
 	hash   []byte
-}
-
-// findingKey is the same key as vuln.Finding.Key.
-func findingKey(typ, name, version, id string) string {
-	return typ + "\x00" + name + "\x00" + version + "\x00" + id
 }
 
 // ReplaceFindingsBatch applies several images' updates in one transaction.
@@ -101,15 +106,35 @@ func (s *Store) ReplaceFindingsBatch(ctx context.Context, updates []FindingsUpda
 	return sum, nil
 }
 
-type encodedFinding struct {
+// EncodedFinding is a finding as the store keeps it: its JSON and the JSON's SHA-256, which
+// findings and change events reference it by.
+type EncodedFinding struct {
 	data []byte
 	hash [sha256.Size]byte
 }
 
-// encodeFindings encodes and hashes every finding of updates (enc[u][i] is updates[u].Findings[i]),
-// on every core and before the write lock is taken: it was a sixth of a re-match's write.
-func encodeFindings(updates []FindingsUpdate) ([][]encodedFinding, error) {
-	enc := make([][]encodedFinding, len(updates))
+// EncodeFinding returns the stored form of f.
+func EncodeFinding(f *vuln.Finding) (EncodedFinding, error) {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return EncodedFinding{}, fmt.Errorf("encode finding %s: %w", f.VulnerabilityID, err)
+	}
+	return EncodedFinding{data: data, hash: sha256.Sum256(data)}, nil
+}
+
+// encodeFindings returns the stored form of every finding of updates (enc[u][i] is
+// updates[u].Findings[i]): their Encoded, or encoded on every core before the write lock is
+// taken (it was a sixth of a re-match's write).
+func encodeFindings(updates []FindingsUpdate) ([][]EncodedFinding, error) {
+	enc := make([][]EncodedFinding, len(updates))
+	for ui, u := range updates {
+		if u.Encoded != nil {
+			if len(u.Encoded) != len(u.Findings) {
+				return nil, fmt.Errorf("image %s: %d encoded findings for %d findings", u.Digest, len(u.Encoded), len(u.Findings))
+			}
+			enc[ui] = u.Encoded
+		}
+	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(updates)/64))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -117,14 +142,17 @@ func encodeFindings(updates []FindingsUpdate) ([][]encodedFinding, error) {
 		wg.Go(func() {
 			for ui := w; ui < len(updates); ui += workers {
 				u := &updates[ui]
-				out := make([]encodedFinding, len(u.Findings))
+				if enc[ui] != nil || len(u.Findings) == 0 {
+					continue
+				}
+				out := make([]EncodedFinding, len(u.Findings))
 				for i := range u.Findings {
-					data, err := json.Marshal(&u.Findings[i])
+					e, err := EncodeFinding(&u.Findings[i])
 					if err != nil {
-						errs[w] = fmt.Errorf("image %s: encode finding %s: %w", u.Digest, u.Findings[i].VulnerabilityID, err)
+						errs[w] = fmt.Errorf("image %s: %w", u.Digest, err)
 						return
 					}
-					out[i] = encodedFinding{data: data, hash: sha256.Sum256(data)}
+					out[i] = e
 				}
 				enc[ui] = out
 			}
@@ -139,7 +167,7 @@ func encodeFindings(updates []FindingsUpdate) ([][]encodedFinding, error) {
 
 // replaceFindingsTx is ReplaceFindingsBatch within tx; digests are the updates' digests, checked
 // distinct and non-empty.
-func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, enc [][]encodedFinding, digests []string, reason string, now time.Time, sum *ChangeSummary) error {
+func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, enc [][]EncodedFinding, digests []string, reason string, now time.Time, sum *ChangeSummary) error {
 	if tx.d == dialectPostgres {
 		// Change ids must become visible in order, or a reader paging by id (Changes)
 		// could pass an id whose transaction commits later. Writers of changes take turns;
@@ -148,14 +176,45 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 			return fmt.Errorf("lock: %w", err)
 		}
 	}
-	existing, err := loadFindings(ctx, tx, digests)
+	// A re-match gives every image the same scope: then only findings within it are read.
+	var common []PackageKey
+	if len(updates[0].Scope) > 0 {
+		common = updates[0].Scope
+		for _, u := range updates[1:] {
+			if len(u.Scope) != len(common) || &u.Scope[0] != &common[0] {
+				common = nil
+				break
+			}
+		}
+	}
+	existing, err := loadFindings(ctx, tx, digests, common)
 	if err != nil {
 		return err
 	}
-	// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
-	// severity index (an upsert rewrites every index over a column it sets).
-	var inserts, updatesRows, reseverityRows []findingRow
-	var deletes []storedFindingRef
+	if tx.d == dialectPostgres {
+		// The deletes and updates below join a few thousand keys to the findings primary key.
+		// Pricing random reads at 4x sequential ones, PostgreSQL planned them as a parallel
+		// scan and on-disk sort of the whole table merged with the keys (0.7 s a batch of
+		// 2500 images) instead of index probes (milliseconds). For this transaction only.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
+			return fmt.Errorf("plan settings: %w", err)
+		}
+	}
+	// A new finding whose content its image already holds is unchanged: the content carries the
+	// finding's key. The rest pair up by key with the stored contents no new finding has, which
+	// are read back once per distinct content: a re-match reads two columns of every finding in
+	// scope, and the keys of only the few that changed.
+	type imageDiff struct {
+		digest string
+		scope  map[PackageKey]struct{}
+		fresh  []findingRow        // new findings whose content is not stored for the image
+		byID   map[findingID]int   // index in fresh
+		gone   [][sha256.Size]byte // stored contents no new finding has
+	}
+	diffs := make([]imageDiff, 0, len(updates))
+	gone := map[[sha256.Size]byte]struct{}{}
+	// content is the finding JSON the new and updated rows reference, once per hash.
+	content := map[[sha256.Size]byte][]byte{}
 	// A re-match gives every image the same scope slice (thousands of keys): build its set
 	// once, not once per image.
 	var lastScope []PackageKey
@@ -174,8 +233,8 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 		}
 		lastScope = u.Scope
 		old := existing[u.Digest]
-		seen := make(map[string]struct{}, len(u.Findings))
-		gained, lost := false, false
+		d := imageDiff{digest: u.Digest, scope: scope, byID: map[findingID]int{}}
+		seen := make(map[findingID]struct{}, len(u.Findings))
 		for i := range u.Findings {
 			f := &u.Findings[i]
 			if scope != nil {
@@ -184,38 +243,68 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 						u.Digest, f.VulnerabilityID, f.Package.Name, f.Package.Ecosystem, f.Package.MatchName)
 				}
 			}
-			key := f.Key()
+			key := idOf(f)
 			if _, dup := seen[key]; dup {
 				continue
 			}
 			seen[key] = struct{}{}
 			e := &enc[ui][i]
-			r := findingRow{digest: u.Digest, f: f, data: e.data, hash: e.hash[:]}
-			prev, ok := old[key]
-			switch {
-			case !ok:
-				inserts = append(inserts, r)
-				gained = true
-				sum.Added++
-			case bytes.Equal(prev.hash, r.hash):
-			case prev.severity == f.Severity && prev.ecosystem == f.Package.Ecosystem && prev.matchName == f.Package.MatchName:
-				updatesRows = append(updatesRows, r)
-			default:
-				reseverityRows = append(reseverityRows, r)
+			if _, ok := old[e.hash]; ok {
+				old[e.hash] = true
+				continue
+			}
+			d.byID[key] = len(d.fresh)
+			d.fresh = append(d.fresh, findingRow{digest: u.Digest, f: f, hash: e.hash[:]})
+			content[e.hash] = e.data
+		}
+		for h, kept := range old {
+			if !kept {
+				d.gone = append(d.gone, h)
+				gone[h] = struct{}{}
 			}
 		}
-		for key, prev := range old {
-			if scope != nil {
-				if _, ok := scope[PackageKey{prev.ecosystem, prev.matchName}]; !ok {
+		diffs = append(diffs, d)
+	}
+	prevs, err := storedFindings(ctx, tx, gone)
+	if err != nil {
+		return err
+	}
+	// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
+	// severity index (an upsert rewrites every index over a column it sets).
+	var inserts, updatesRows, reseverityRows []findingRow
+	var deletes []storedFindingRef
+	for _, d := range diffs {
+		paired := make([]bool, len(d.fresh))
+		lost := false
+		for _, h := range d.gone {
+			prev := prevs[h]
+			if d.scope != nil {
+				if _, ok := d.scope[PackageKey{prev.ecosystem, prev.matchName}]; !ok {
 					continue
 				}
 			}
-			if _, ok := seen[key]; ok {
+			i, ok := d.byID[prev.id]
+			if !ok {
+				deletes = append(deletes, storedFindingRef{digest: d.digest, f: prev})
+				lost = true
+				sum.Removed++
 				continue
 			}
-			deletes = append(deletes, storedFindingRef{digest: u.Digest, f: prev})
-			lost = true
-			sum.Removed++
+			paired[i] = true
+			r := d.fresh[i]
+			if prev.severity == r.f.Severity && prev.ecosystem == r.f.Package.Ecosystem && prev.matchName == r.f.Package.MatchName {
+				updatesRows = append(updatesRows, r)
+			} else {
+				reseverityRows = append(reseverityRows, r)
+			}
+		}
+		gained := false
+		for i, r := range d.fresh {
+			if !paired[i] {
+				inserts = append(inserts, r)
+				gained = true
+				sum.Added++
+			}
 		}
 		if gained {
 			sum.ImagesGained++
@@ -224,56 +313,154 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 			sum.ImagesLost++
 		}
 	}
+	if err := putFindingData(ctx, tx, content); err != nil {
+		return err
+	}
 	removed, err := deleteFindings(ctx, tx, deletes)
 	if err != nil {
 		return err
 	}
-	if len(removed) != len(deletes) {
-		return fmt.Errorf("deleted %d findings, expected %d: concurrent change", len(removed), len(deletes))
+	if removed != int64(len(deletes)) {
+		return fmt.Errorf("deleted %d findings, expected %d: concurrent change", removed, len(deletes))
 	}
 	if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
-		"ecosystem", "match_name", "severity", "fixed_version", "hash", "data"}, len(inserts), func(i int, args []any) []any {
+		"ecosystem", "match_name", "severity", "fixed_version", "hash"}, len(inserts), func(i int, args []any) []any {
 		r := inserts[i]
 		p := &r.f.Package
 		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
+			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
 	}); err != nil {
 		return fmt.Errorf("insert findings: %w", err)
 	}
-	// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
-	// of thousands of findings, and row-at-a-time statements dominated the re-match.
-	const upsertPrefix = `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-		ecosystem, match_name, severity, fixed_version, hash, data) VALUES `
-	const conflict = ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET `
-	row := func(rs []findingRow) func(i int, args []any) []any {
-		return func(i int, args []any) []any {
-			r := rs[i]
-			p := &r.f.Package
-			return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-				p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash, r.data)
-		}
+	if err := updateFindings(ctx, tx, updatesRows, false); err != nil {
+		return err
 	}
-	if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`fixed_version = excluded.fixed_version,
-		hash = excluded.hash, data = excluded.data`, 11, len(updatesRows), row(updatesRows)); err != nil {
-		return fmt.Errorf("update findings: %w", err)
+	if err := updateFindings(ctx, tx, reseverityRows, true); err != nil {
+		return err
 	}
-	if err := insertRowsSuffix(ctx, tx, upsertPrefix, conflict+`ecosystem = excluded.ecosystem,
-		match_name = excluded.match_name, severity = excluded.severity,
-		fixed_version = excluded.fixed_version, hash = excluded.hash, data = excluded.data`,
-		11, len(reseverityRows), row(reseverityRows)); err != nil {
-		return fmt.Errorf("update findings: %w", err)
-	}
+	// A change event references its finding's content like the finding did: an added one the
+	// content just stored, a removed one what the deleted row referenced.
 	ts := now.UnixNano()
 	n := len(inserts)
-	if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "data"}, n+len(removed),
+	if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "hash"}, n+len(deletes),
 		func(i int, args []any) []any {
 			if i < n {
-				return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].data)
+				return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].hash)
 			}
-			r := removed[i-n]
-			return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.data)
+			r := &deletes[i-n]
+			return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.f.hash[:])
 		}); err != nil {
 		return fmt.Errorf("record finding changes: %w", err)
+	}
+	return nil
+}
+
+// putFindingData stores the finding JSON of content (by SHA-256) that is not stored yet. Every
+// writer of findings holds the write lock (SQLite) or changesLockKey (PostgreSQL), so what is
+// missing when read stays missing until the insert: plain inserts (COPY on PostgreSQL), and only
+// the missing content crosses the connection.
+func putFindingData(ctx context.Context, tx *txw, content map[[sha256.Size]byte][]byte) error {
+	if len(content) == 0 {
+		return nil
+	}
+	hashes := make([][]byte, 0, len(content))
+	for h := range content {
+		hashes = append(hashes, h[:])
+	}
+	// In hash order: neighbouring inserts land on neighbouring pages of the hash index.
+	slices.SortFunc(hashes, bytes.Compare)
+	stored := make(map[[sha256.Size]byte]bool, len(hashes))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		var h sql.RawBytes
+		for rows.Next() {
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			if len(h) == sha256.Size {
+				stored[[sha256.Size]byte(h)] = true
+			}
+		}
+		return rows.Err()
+	}
+	if err := queryHashes(ctx, tx, `SELECT hash FROM finding_data WHERE hash `, hashes, scan); err != nil {
+		return fmt.Errorf("read finding data: %w", err)
+	}
+	missing := hashes[:0]
+	for _, h := range hashes {
+		if !stored[[sha256.Size]byte(h)] {
+			missing = append(missing, h)
+		}
+	}
+	if err := copyRows(ctx, tx, "finding_data", []string{"hash", "data"}, len(missing), func(i int, args []any) []any {
+		return append(args, missing[i], content[[sha256.Size]byte(missing[i])])
+	}); err != nil {
+		return fmt.Errorf("store finding data: %w", err)
+	}
+	return nil
+}
+
+// updateFindings sets the content (fixed version and hash; with rekey also severity and
+// package key) of stored findings rs.
+func updateFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if tx.d == dialectPostgres {
+		// One UPDATE joined with arrays: no statement of thousands of parameters to parse and
+		// no speculative insertion per row as an upsert has.
+		cols := make([][]string, 8)
+		hashes := make([][]byte, len(rs))
+		for i, r := range rs {
+			p := &r.f.Package
+			for c, v := range []string{r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.f.FixedVersion, r.f.Severity, p.Ecosystem} {
+				cols[c] = append(cols[c], v)
+			}
+			hashes[i] = r.hash
+		}
+		set, extra, names := `fixed_version = u.fv, hash = u.h`, ``, `img, t, n, v, id, fv, h`
+		args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], hashes}
+		if rekey {
+			ms := make([]string, len(rs))
+			for i, r := range rs {
+				ms[i] = r.f.Package.MatchName
+			}
+			set += `, severity = u.sev, ecosystem = u.eco, match_name = u.mn`
+			extra, names = `, $8::text[], $9::text[], $10::text[]`, names+`, sev, eco, mn`
+			args = append(args, cols[6], cols[7], ms)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE findings f SET `+set+`
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]`+extra+`) AS u(`+names+`)
+			WHERE f.image_digest = u.img AND f.pkg_type = u.t AND f.pkg_name = u.n AND f.pkg_version = u.v AND f.vuln_id = u.id`,
+			args...)
+		if err != nil {
+			return fmt.Errorf("update findings: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("update findings: %w", err)
+		}
+		if n != int64(len(rs)) {
+			return fmt.Errorf("updated %d findings, expected %d: concurrent change", n, len(rs))
+		}
+		return nil
+	}
+	// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
+	// of thousands of findings, and row-at-a-time statements dominated the re-match. Only the
+	// columns that change are set: an upsert rewrites every index over a column it sets.
+	set := ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET
+		fixed_version = excluded.fixed_version, hash = excluded.hash`
+	if rekey {
+		set += `, ecosystem = excluded.ecosystem, match_name = excluded.match_name, severity = excluded.severity`
+	}
+	if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
+		ecosystem, match_name, severity, fixed_version, hash) VALUES `, set, 10, len(rs), func(i int, args []any) []any {
+		r := rs[i]
+		p := &r.f.Package
+		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
+	}); err != nil {
+		return fmt.Errorf("update findings: %w", err)
 	}
 	return nil
 }
@@ -286,36 +473,39 @@ type storedFindingRef struct {
 	f      storedFinding
 }
 
-// removedFinding is a deleted finding's image and JSON, for its change event.
-type removedFinding struct {
-	digest string
-	data   []byte
-}
-
-// loadFindings reads the keys and hashes of the stored findings of digests, by digest and
-// finding key.
-func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]map[string]storedFinding, error) {
-	out := make(map[string]map[string]storedFinding, len(digests))
-	const cols = `image_digest, pkg_type, pkg_name, pkg_version, vuln_id, ecosystem, match_name, severity, hash`
+// loadFindings reads the content hashes of the stored findings of digests, by digest (each
+// false): those of packages with a key in scope, or all of them when scope is nil.
+func loadFindings(ctx context.Context, tx *txw, digests []string, scope []PackageKey) (map[string]map[[sha256.Size]byte]bool, error) {
+	out := make(map[string]map[[sha256.Size]byte]bool, len(digests))
 	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
+		var d, hash sql.RawBytes
 		for rows.Next() {
-			var d string
-			var f storedFinding
-			if err := rows.Scan(&d, &f.typ, &f.name, &f.version, &f.vulnID, &f.ecosystem, &f.matchName, &f.severity, &f.hash); err != nil {
+			if err := rows.Scan(&d, &hash); err != nil {
 				return err
 			}
-			m := out[d]
-			if m == nil {
-				m = map[string]storedFinding{}
-				out[d] = m
+			if len(hash) != sha256.Size {
+				// Only change events recorded before migration 0006 have other keys.
+				return fmt.Errorf("a finding of %s has a content key of %d bytes", d, len(hash))
 			}
-			m[findingKey(f.typ, f.name, f.version, f.vulnID)] = f
+			m := out[string(d)]
+			if m == nil {
+				m = map[[sha256.Size]byte]bool{}
+				out[string(d)] = m
+			}
+			m[[sha256.Size]byte(hash)] = false
 		}
 		return rows.Err()
 	}
+	const sel = `SELECT image_digest, hash FROM findings WHERE `
 	if tx.d == dialectPostgres {
-		rows, err := tx.QueryContext(ctx, `SELECT `+cols+` FROM findings WHERE image_digest = ANY($1::text[])`, digests)
+		q, args := sel+`image_digest = ANY($1::text[])`, []any{digests}
+		if scope != nil {
+			es, ns := splitKeys(scope)
+			q += ` AND (ecosystem, match_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
+			args = append(args, es, ns)
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read findings: %w", err)
 		}
@@ -324,10 +514,26 @@ func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]ma
 		}
 		return out, nil
 	}
+	// On SQLite the scope goes in as parameters too, while they fit in one statement.
+	if 2*len(scope)+digestBatch > maxParams {
+		scope = nil
+	}
 	for start := 0; start < len(digests); start += digestBatch {
 		chunk := digests[start:min(len(digests), start+digestBatch)]
-		q, args := idInQuery(tx.d, `SELECT `+cols+` FROM findings WHERE image_digest IN (`, chunk)
-		rows, err := tx.QueryContext(ctx, q+")", args...)
+		q, args := idInQuery(tx.d, sel+`image_digest IN (`, chunk)
+		q += ")"
+		if scope != nil {
+			var b strings.Builder
+			b.WriteString(q)
+			b.WriteString(` AND (ecosystem, match_name) IN (VALUES `)
+			placeholders(tx.d, &b, len(args)+1, len(scope), 2)
+			b.WriteString(")")
+			q = b.String()
+			for _, k := range scope {
+				args = append(args, k.Ecosystem, k.Name)
+			}
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read findings: %w", err)
 		}
@@ -338,80 +544,159 @@ func loadFindings(ctx context.Context, tx *txw, digests []string) (map[string]ma
 	return out, nil
 }
 
-// deleteFindings deletes refs and returns what they held.
-func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) ([]removedFinding, error) {
-	var out []removedFinding
-	collect := func(rows *sql.Rows) error {
+// storedFindings reads and decodes the finding contents hashes, for the keys of the stored
+// findings that hold them.
+func storedFindings(ctx context.Context, tx *txw, hashes map[[sha256.Size]byte]struct{}) (map[[sha256.Size]byte]storedFinding, error) {
+	out := make(map[[sha256.Size]byte]storedFinding, len(hashes))
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	list := make([][]byte, 0, len(hashes))
+	for h := range hashes {
+		list = append(list, h[:])
+	}
+	scan := func(rows *sql.Rows) error {
 		defer rows.Close()
+		var h, data sql.RawBytes
 		for rows.Next() {
-			var r removedFinding
-			if err := rows.Scan(&r.digest, &r.data); err != nil {
+			if err := rows.Scan(&h, &data); err != nil {
 				return err
 			}
-			out = append(out, r)
+			var f vuln.Finding
+			if err := json.Unmarshal(data, &f); err != nil {
+				return fmt.Errorf("decode finding content %x: %w", []byte(h), err)
+			}
+			sf := storedFinding{id: idOf(&f), ecosystem: f.Package.Ecosystem, matchName: f.Package.MatchName, severity: f.Severity}
+			copy(sf.hash[:], h)
+			out[sf.hash] = sf
 		}
 		return rows.Err()
 	}
+	if err := queryHashes(ctx, tx, `SELECT hash, data FROM finding_data WHERE hash `, list, scan); err != nil {
+		return nil, fmt.Errorf("read finding contents: %w", err)
+	}
+	if len(out) != len(hashes) {
+		return nil, fmt.Errorf("read finding contents: %d of %d stored findings' contents are missing", len(hashes)-len(out), len(hashes))
+	}
+	return out, nil
+}
+
+// queryHashes runs prefix followed by "= ANY($1)" (PostgreSQL) or "IN (...)" (SQLite, in
+// chunks) for hashes, handing each result to scan.
+func queryHashes(ctx context.Context, tx *txw, prefix string, hashes [][]byte, scan func(*sql.Rows) error) error {
+	if tx.d == dialectPostgres {
+		rows, err := tx.QueryContext(ctx, prefix+`= ANY($1::bytea[])`, hashes)
+		if err != nil {
+			return err
+		}
+		return scan(rows)
+	}
+	for start := 0; start < len(hashes); start += maxParams {
+		chunk := hashes[start:min(len(hashes), start+maxParams)]
+		var b strings.Builder
+		b.WriteString(prefix)
+		b.WriteString(`IN (`)
+		args := make([]any, len(chunk))
+		for i, h := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(tx.d.param(i + 1))
+			args[i] = h
+		}
+		b.WriteByte(')')
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteFindings deletes refs and returns how many rows went. Their change events need
+// nothing back: the stored hash that loadFindings read is the content they reference.
+func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) (int64, error) {
 	if len(refs) == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	if tx.d == dialectPostgres {
 		// Arrays joined by primary key: PostgreSQL plans a long row-value IN list poorly.
 		cols := make([][]string, 5)
 		for _, r := range refs {
-			for i, v := range []string{r.digest, r.f.typ, r.f.name, r.f.version, r.f.vulnID} {
+			for i, v := range []string{r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID} {
 				cols[i] = append(cols[i], v)
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `DELETE FROM findings f
+		res, err := tx.ExecContext(ctx, `DELETE FROM findings f
 			USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS d(img, t, n, v, id)
-			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id
-			RETURNING f.image_digest, f.data`,
+			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id`,
 			cols[0], cols[1], cols[2], cols[3], cols[4])
 		if err != nil {
-			return nil, fmt.Errorf("delete findings: %w", err)
+			return 0, fmt.Errorf("delete findings: %w", err)
 		}
-		if err := collect(rows); err != nil {
-			return nil, fmt.Errorf("delete findings: %w", err)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("delete findings: %w", err)
 		}
-		return out, nil
+		return n, nil
 	}
+	// The image digests come first: alone, the row-value list made SQLite scan every finding
+	// of the store (through an index that covers the key) for each statement; with them it
+	// reads only the findings of those images.
 	const cols = 5
-	per := maxParams / cols
+	per := maxParams / (cols + 1)
+	var total int64
 	for start := 0; start < len(refs); start += per {
 		chunk := refs[start:min(len(refs), start+per)]
+		digests := make([]string, len(chunk))
+		for i, r := range chunk {
+			digests[i] = r.digest
+		}
+		slices.Sort(digests)
+		digests = slices.Compact(digests)
+		q, args := idInQuery(tx.d, `DELETE FROM findings WHERE image_digest IN (`, digests)
 		var b strings.Builder
-		b.WriteString(`DELETE FROM findings WHERE (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
-		placeholders(tx.d, &b, 1, len(chunk), cols)
-		b.WriteString(") RETURNING image_digest, data")
-		args := make([]any, 0, len(chunk)*cols)
+		b.WriteString(q)
+		b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
+		placeholders(tx.d, &b, len(args)+1, len(chunk), cols)
+		b.WriteString(")")
 		for _, r := range chunk {
-			args = append(args, r.digest, r.f.typ, r.f.name, r.f.version, r.f.vulnID)
+			args = append(args, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID)
 		}
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		res, err := tx.ExecContext(ctx, b.String(), args...)
 		if err != nil {
-			return nil, fmt.Errorf("delete findings: %w", err)
+			return 0, fmt.Errorf("delete findings: %w", err)
 		}
-		if err := collect(rows); err != nil {
-			return nil, fmt.Errorf("delete findings: %w", err)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("delete findings: %w", err)
 		}
+		total += n
 	}
-	return out, nil
+	return total, nil
 }
 
 // Findings returns the findings of digest ordered by package and vulnerability.
 func (s *Store) Findings(ctx context.Context, digest string) ([]vuln.Finding, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT data FROM findings WHERE image_digest = $1
-		ORDER BY pkg_type, pkg_name, pkg_version, vuln_id`, digest)
+	// A LEFT JOIN so that a finding whose content is missing is an error, not a silent gap.
+	rows, err := s.db.QueryContext(ctx, `SELECT f.vuln_id, d.data FROM findings f LEFT JOIN finding_data d ON d.hash = f.hash
+		WHERE f.image_digest = $1 ORDER BY f.pkg_type, f.pkg_name, f.pkg_version, f.vuln_id`, digest)
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s: %w", digest, err)
 	}
 	defer rows.Close()
 	var out []vuln.Finding
 	var data []byte
+	var id string
 	for rows.Next() {
-		if err := rows.Scan(&data); err != nil {
+		if err := rows.Scan(&id, &data); err != nil {
 			return nil, fmt.Errorf("findings of %s: %w", digest, err)
+		}
+		if data == nil {
+			return nil, fmt.Errorf("findings of %s: the content of finding %s is missing", digest, id)
 		}
 		var f vuln.Finding
 		if err := json.Unmarshal(data, &f); err != nil {
@@ -432,8 +717,11 @@ func (s *Store) Changes(ctx context.Context, afterID int64, limit int) ([]vuln.C
 		limit = defaultChangesLimit
 	}
 	limit = min(limit, maxChangesLimit)
-	rows, err := s.db.QueryContext(ctx, `SELECT id, time, image_digest, kind, reason, data FROM finding_changes
-		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	// A LEFT JOIN so that a change whose content is missing is an error: silently skipping it
+	// would move the readers' cursors past it.
+	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.time, c.image_digest, c.kind, c.reason, d.data
+		FROM finding_changes c LEFT JOIN finding_data d ON d.hash = c.hash
+		WHERE c.id > $1 ORDER BY c.id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("finding changes: %w", err)
 	}
@@ -447,6 +735,9 @@ func (s *Store) Changes(ctx context.Context, afterID int64, limit int) ([]vuln.C
 			return nil, fmt.Errorf("finding changes: %w", err)
 		}
 		c.Time = time.Unix(0, ns)
+		if data == nil {
+			return nil, fmt.Errorf("finding change %d: its finding's content is missing", c.ID)
+		}
 		if err := json.Unmarshal(data, &c.Finding); err != nil {
 			return nil, fmt.Errorf("finding change %d: decode: %w", c.ID, err)
 		}

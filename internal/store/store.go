@@ -21,9 +21,11 @@
 //     text, which is kept in its own column so the matcher's hot path decodes little.
 //   - affected: (ecosystem, name) -> advisory id, the matcher's lookup.
 //   - findings: one row per (image, package type/name/version, vulnerability) with the
-//     vuln.Finding JSON; ecosystem/match_name say which package key produced it, so a re-match
-//     limited to some keys replaces only their findings.
-//   - finding_changes: append-only history of findings added to or removed from images.
+//     SHA-256 of its vuln.Finding JSON; ecosystem/match_name say which package key produced it,
+//     so a re-match limited to some keys replaces only their findings.
+//   - finding_changes: append-only history of findings added to or removed from images, each
+//     referencing its finding's JSON by hash.
+//   - finding_data: finding JSON by SHA-256, stored once however many images and changes share it.
 //   - sources: advisory sources with their conditional-request state and import outcome.
 //   - schema_migrations: applied migration versions.
 //

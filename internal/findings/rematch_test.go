@@ -1,0 +1,121 @@
+package findings
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/crowsnest-dev/crowsnest/internal/advisory"
+	"github.com/crowsnest-dev/crowsnest/internal/match"
+	"github.com/crowsnest-dev/crowsnest/internal/sbom"
+	"github.com/crowsnest-dev/crowsnest/internal/store"
+	"github.com/crowsnest-dev/crowsnest/internal/vuln"
+)
+
+// A re-match matches each distinct package once and assembles every image's findings from
+// those results: they must be exactly what matching the image's packages gives, order included
+// (the store keeps the first of two findings with one key).
+func TestPerReferenceMatchesEqualPerImageMatches(t *testing.T) {
+	ctx := context.Background()
+	src := match.NewMemorySource()
+	type key struct{ eco, name, typ string }
+	var keys []key
+	// Synthetic records at mixed revisions, and the genuine ones (several per key, merged
+	// through aliases: the Debian openssl DLA and its per-CVE record).
+	for i := range 3000 {
+		a, err := advisory.Parse(osvRecord(i, i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Add(a)
+		eco, name, typ := benchEco(advisoryKey(i))
+		keys = append(keys, key{eco, name, typ})
+		if i%10 == 0 {
+			// A second, less severe vulnerability of the same package.
+			var rec map[string]any
+			if err := json.Unmarshal(osvRecord(i, 0), &rec); err != nil {
+				t.Fatal(err)
+			}
+			rec["id"], rec["aliases"] = fmt.Sprintf("CVE-2023-%06d", i), []string{}
+			rec["severity"] = []map[string]string{{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}}
+			data, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := advisory.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src.Add(b)
+		}
+	}
+	types := map[string]string{"Debian:9": sbom.TypeDeb, "Debian:11": sbom.TypeDeb, "Alpine:v3.19": sbom.TypeAPK,
+		"Go": sbom.TypeGolang, "Maven": sbom.TypeMaven, "PyPI": sbom.TypePyPI, "npm": sbom.TypeNPM, "Ubuntu:22.04:LTS": sbom.TypeDeb}
+	for _, dir := range []string{genuine, "../advisory/testdata/reconstructed"} {
+		if _, err := advisory.Walk(ctx, dir, func(a *vuln.Advisory) error {
+			src.Add(a)
+			for _, af := range a.Affected {
+				if typ, ok := types[af.Ecosystem]; ok {
+					keys = append(keys, key{af.Ecosystem, af.Name, typ})
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := []string{"0.0.1", "1.0.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0", "1.9.0", "1.1.0f-3", "1.2.4-r3", "2.35-0ubuntu1", "4.11", "99"}
+	byImage := map[string][]vuln.PackageRef{}
+	for img := range 200 {
+		d := fmt.Sprintf("sha256:%064x", img)
+		var refs []vuln.PackageRef
+		for p := range 40 {
+			h := mix(uint64(img)<<20 | uint64(p))
+			k := keys[h%uint64(len(keys))]
+			v := versions[h>>32%uint64(len(versions))]
+			r := vuln.PackageRef{Type: k.typ, Name: k.name, Version: v, PURL: "pkg:" + k.typ + "/" + k.name + "@" + v, Ecosystem: k.eco, MatchName: k.name}
+			refs = append(refs, r)
+			switch h >> 40 % 8 {
+			case 0: // the same package found twice
+				refs = append(refs, r)
+			case 1: // the same package under another PURL: the first one counts
+				r2 := r
+				r2.PURL += "?arch=amd64"
+				refs = append(refs, r2)
+			case 2: // a package of another type with the same name and version
+				r2 := r
+				r2.Type, r2.PURL = sbom.TypeNPM, "pkg:npm/"+r.Name+"@"+v
+				refs = append(refs, r2)
+			case 3: // a package without a key
+				refs = append(refs, vuln.PackageRef{Type: "generic", Name: k.name, Version: v})
+			}
+		}
+		byImage[d] = refs
+	}
+	m, err := matchRefs(ctx, src, byImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for d, refs := range byImage {
+		want, err := match.MatchPackages(ctx, src, refs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := m.update(d, nil, refs)
+		if !reflect.DeepEqual(u.Findings, want) {
+			t.Fatalf("image %s: per-reference findings\n%+v\nwant\n%+v", d, u.Findings, want)
+		}
+		for i := range want {
+			if e, err := store.EncodeFinding(&want[i]); err != nil || !reflect.DeepEqual(u.Encoded[i], e) {
+				t.Fatalf("image %s: finding %d stored as %+v, want %+v (%v)", d, i, u.Encoded[i], e, err)
+			}
+		}
+		total += len(want)
+	}
+	if total < 1000 {
+		t.Fatalf("only %d findings in all: the test matches too little", total)
+	}
+}
