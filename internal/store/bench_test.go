@@ -157,7 +157,18 @@ func fillImages(tb testing.TB, s *Store, n, per int) {
 			}); err != nil {
 				return err
 			}
-			return insertRows(ctx, tx, `INSERT INTO packages (image_digest, idx, type, name, version, purl, ecosystem, match_name) VALUES `,
+			// One package set per image, named by its digest (as migrated databases have them).
+			if err := insertRows(ctx, tx, `INSERT INTO package_sets (id, package_count) VALUES `, 2, end-start, func(i int, args []any) []any {
+				return append(args, benchDigest(start+i), per)
+			}); err != nil {
+				return err
+			}
+			if err := insertRows(ctx, tx, `INSERT INTO image_sets (image_digest, pos, set_id) VALUES `, 3, end-start, func(i int, args []any) []any {
+				return append(args, benchDigest(start+i), 0, benchDigest(start+i))
+			}); err != nil {
+				return err
+			}
+			return insertRows(ctx, tx, `INSERT INTO set_packages (set_id, idx, type, name, version, purl, ecosystem, match_name) VALUES `,
 				8, (end-start)*per, func(i int, args []any) []any {
 					k := benchKey(r.IntN(benchKeyPool))
 					return append(args, benchDigest(start+i/per), i%per, "deb", k.Name, "1.0-1", "pkg:deb/debian/"+k.Name+"@1.0-1", k.Ecosystem, k.Name)

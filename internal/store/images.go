@@ -278,9 +278,10 @@ func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func
 	keys = uniqueKeys(keys)
 	if s.dialect == dialectPostgres {
 		es, ns := splitKeys(keys)
-		rows, err := s.db.QueryContext(ctx, `SELECT p.image_digest, p.type, p.name, p.version, p.purl, p.ecosystem, p.match_name
+		rows, err := s.db.QueryContext(ctx, `SELECT i.image_digest, p.type, p.name, p.version, p.purl, p.ecosystem, p.match_name
 			FROM unnest($1::text[], $2::text[]) AS k(e, n)
-			JOIN packages p ON p.ecosystem = k.e AND p.match_name = k.n`, es, ns)
+			JOIN set_packages p ON p.ecosystem = k.e AND p.match_name = k.n
+			JOIN image_sets i ON i.set_id = p.set_id`, es, ns)
 		if err != nil {
 			return fmt.Errorf("packages by key: %w", err)
 		}
@@ -291,8 +292,11 @@ func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func
 	}
 	for start := 0; start < len(keys); start += keyBatch {
 		chunk := keys[start:min(len(keys), start+keyBatch)]
-		q, args := keyInQuery(s.dialect, `SELECT image_digest, type, name, version, purl, ecosystem, match_name
-			FROM packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
+		// Straight from the key-clustered set_packages to the images of each set: through the
+		// packages view SQLite did not drive the join from the keys (4x slower on a re-match).
+		q, args := keyInQuery(s.dialect, `SELECT i.image_digest, p.type, p.name, p.version, p.purl, p.ecosystem, p.match_name
+			FROM set_packages p JOIN image_sets i ON i.set_id = p.set_id
+			WHERE (p.ecosystem, p.match_name) IN (VALUES `, chunk)
 		rows, err := s.db.QueryContext(ctx, q+")", args...)
 		if err != nil {
 			return fmt.Errorf("packages by key: %w", err)
