@@ -134,10 +134,6 @@ func TestMigrationToSharedFindingContent(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		ms, err := loadMigrations(d)
-		if err != nil {
-			t.Fatal(err)
-		}
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -149,14 +145,7 @@ func TestMigrationToSharedFindingContent(t *testing.T) {
 				t.Fatalf("%s: %v", q, err)
 			}
 		}
-		exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
-		for _, m := range ms {
-			if m.version > 5 {
-				break
-			}
-			exec(m.sql)
-			exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, int64(1))
-		}
+		applyMigrationsUpTo(t, tx, d, 5)
 		// What the store of schema 5 wrote: findings with their JSON and its hash, and change
 		// events with a copy of it.
 		ssl := finding("libssl3", "3.0", keyOpenSSL, "DSA-1", vuln.SeverityHigh)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/crowsnest-dev/crowsnest/internal/sbom"
 )
@@ -128,24 +127,7 @@ func TestPackageSetsMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		ms, err := loadMigrations(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			if m.version >= 6 {
-				break
-			}
-			if _, err := db.ExecContext(ctx, m.sql); err != nil {
-				t.Fatalf("%s: %v", m.name, err)
-			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations VALUES ($1, $2, $3)`, m.version, m.name, time.Now().UnixNano()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		applyMigrationsUpTo(t, db, d, 5)
 		for _, dg := range []string{"sha256:old1", "sha256:old2"} {
 			if _, err := db.ExecContext(ctx, `INSERT INTO images (digest, reference, name, platform, os_id, os_version, indexed_at, package_count, sbom)
 				VALUES ($1, 'r', 'n', 'linux/amd64', 'debian', '12', 1, 2, $2)`, dg, []byte{}); err != nil {
@@ -174,4 +156,32 @@ func TestPackageSetsMigration(t *testing.T) {
 			t.Fatalf("%d package rows after deleting a migrated image, want 2", n)
 		}
 	})
+}
+
+// applyMigrationsUpTo creates the schema as it was at migration version upTo, recorded in
+// schema_migrations as Open records it, so a test can write what an older crowsnest wrote and
+// then Open the database to migrate it. db is a database or a transaction.
+func applyMigrationsUpTo(t *testing.T, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, d dialect, upTo int) {
+	t.Helper()
+	ms, err := loadMigrations(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version > upTo {
+			break
+		}
+		if _, err := db.ExecContext(ctx, m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, int64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
