@@ -482,16 +482,5 @@ func (s *Store) FailuresAfter(ctx context.Context, after int64, limit int) ([]Fa
 	if err != nil {
 		return nil, fmt.Errorf("failures: %w", err)
 	}
-	defer rows.Close()
-	var out []Failure
-	for rows.Next() {
-		var f Failure
-		var ns int64
-		if err := rows.Scan(&f.Digest, &f.Repository, &f.Tag, &f.Error, &f.Attempts, &ns); err != nil {
-			return nil, fmt.Errorf("failures: %w", err)
-		}
-		f.FailedAt = time.Unix(0, ns)
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return scanFailures(rows)
 }

@@ -93,6 +93,11 @@ func (s *Store) Failures(ctx context.Context) ([]Failure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failures: %w", err)
 	}
+	return scanFailures(rows)
+}
+
+// scanFailures reads rows of (digest, repository, tag, error, attempts, failed_at) and closes them.
+func scanFailures(rows *sql.Rows) ([]Failure, error) {
 	defer rows.Close()
 	var out []Failure
 	for rows.Next() {
@@ -104,7 +109,10 @@ func (s *Store) Failures(ctx context.Context) ([]Failure, error) {
 		f.FailedAt = time.Unix(0, ns)
 		out = append(out, f)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("failures: %w", err)
+	}
+	return out, nil
 }
 
 // State returns the value of a progress marker, "" when unset.
