@@ -281,22 +281,7 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 			items = append(items, item{&rm.findings[i], &rm.enc[i]})
 		}
 	}
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := items[i].f, items[j].f
-		if a.Package.Name != b.Package.Name {
-			return a.Package.Name < b.Package.Name
-		}
-		if a.Package.Version != b.Package.Version {
-			return a.Package.Version < b.Package.Version
-		}
-		if a.Package.Type != b.Package.Type {
-			return a.Package.Type < b.Package.Type
-		}
-		if ra, rb := vuln.SeverityRank(a.Severity), vuln.SeverityRank(b.Severity); ra != rb {
-			return ra > rb
-		}
-		return a.VulnerabilityID < b.VulnerabilityID
-	})
+	sort.SliceStable(items, func(i, j int) bool { return match.FindingLess(items[i].f, items[j].f) })
 	u := store.FindingsUpdate{Digest: digest, Scope: scope}
 	if len(items) > 0 {
 		u.Findings = make([]vuln.Finding, len(items))

@@ -134,23 +134,27 @@ func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef) 
 		cands := candidates(ref, list, cache, &warns)
 		findings = append(findings, merge(ref, cands)...)
 	}
-	sort.SliceStable(findings, func(i, j int) bool {
-		a, b := &findings[i], &findings[j]
-		if a.Package.Name != b.Package.Name {
-			return a.Package.Name < b.Package.Name
-		}
-		if a.Package.Version != b.Package.Version {
-			return a.Package.Version < b.Package.Version
-		}
-		if a.Package.Type != b.Package.Type {
-			return a.Package.Type < b.Package.Type
-		}
-		if ra, rb := vuln.SeverityRank(a.Severity), vuln.SeverityRank(b.Severity); ra != rb {
-			return ra > rb
-		}
-		return a.VulnerabilityID < b.VulnerabilityID
-	})
+	sort.SliceStable(findings, func(i, j int) bool { return FindingLess(&findings[i], &findings[j]) })
 	return findings, warns.list, nil
+}
+
+// FindingLess is the order of an image's findings: by package name, version and type, then the
+// most severe first, then by vulnerability id. Whoever assembles an image's findings by other
+// means (the re-match) sorts with it to give the same list.
+func FindingLess(a, b *vuln.Finding) bool {
+	if a.Package.Name != b.Package.Name {
+		return a.Package.Name < b.Package.Name
+	}
+	if a.Package.Version != b.Package.Version {
+		return a.Package.Version < b.Package.Version
+	}
+	if a.Package.Type != b.Package.Type {
+		return a.Package.Type < b.Package.Type
+	}
+	if ra, rb := vuln.SeverityRank(a.Severity), vuln.SeverityRank(b.Severity); ra != rb {
+		return ra > rb
+	}
+	return a.VulnerabilityID < b.VulnerabilityID
 }
 
 type warnings struct {
