@@ -352,16 +352,11 @@ func (s *Store) Ecosystems(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ecosystems: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var e string
-		if err := rows.Scan(&e); err != nil {
-			return nil, fmt.Errorf("ecosystems: %w", err)
-		}
-		out = append(out, e)
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("ecosystems: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // packageSet is a group of an image's packages stored once for every image that has the same
@@ -466,16 +461,11 @@ func imageSetIDs(ctx context.Context, tx *txw, digest string) ([]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("package sets of %s: %w", digest, err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("package sets of %s: %w", digest, err)
-		}
-		ids = append(ids, id)
+	ids, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("package sets of %s: %w", digest, err)
 	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // dropUnusedSets deletes those of ids that no image uses any more (their rows go with them).

@@ -359,16 +359,11 @@ func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("pending deliveries: %w", err)
-		}
-		out = append(out, id)
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // MarkDeliveriesQueued records that send jobs exist for ids (those still pending).

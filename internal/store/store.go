@@ -217,6 +217,20 @@ func sqliteConn(path string, cacheKiB int) string {
 // redact returns dsn with any password replaced, for messages.
 func redact(s string) string { return dsn.Redact(s) }
 
+// scanStrings reads rows of one text column and closes them.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // lockWriter takes the SQLite write lock; the returned func releases it.
 func (s *Store) lockWriter(ctx context.Context) (func(), error) {
 	if s.writer == nil {

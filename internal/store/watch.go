@@ -238,16 +238,11 @@ func (s *Store) PlatformDigests(ctx context.Context, digest string) ([]string, e
 	if err != nil {
 		return nil, fmt.Errorf("images of %s: %w", digest, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("images of %s: %w", digest, err)
-		}
-		out = append(out, d)
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("images of %s: %w", digest, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // LockKey holds a lock on key shared by every process on the database until release is called:
