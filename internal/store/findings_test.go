@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -125,15 +124,7 @@ func mustJSON(t *testing.T, v any) []byte {
 func TestMigrationToSharedFindingContent(t *testing.T) {
 	backends(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		d, driver, conn, _, err := parseDSN(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open(driver, conn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db, d := openRaw(t, dsn)
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -118,15 +118,7 @@ func TestPackageSetIDsAreUnambiguous(t *testing.T) {
 func TestPackageSetsMigration(t *testing.T) {
 	backends(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		d, driver, conn, _, err := parseDSN(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open(driver, conn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db, d := openRaw(t, dsn)
 		applyMigrationsUpTo(t, db, d, 5)
 		for _, dg := range []string{"sha256:old1", "sha256:old2"} {
 			if _, err := db.ExecContext(ctx, `INSERT INTO images (digest, reference, name, platform, os_id, os_version, indexed_at, package_count, sbom)
@@ -156,6 +148,21 @@ func TestPackageSetsMigration(t *testing.T) {
 			t.Fatalf("%d package rows after deleting a migrated image, want 2", n)
 		}
 	})
+}
+
+// openRaw opens the database of dsn without the Store (no migrations), closed when t ends.
+func openRaw(t *testing.T, dsn string) (*sql.DB, dialect) {
+	t.Helper()
+	d, driver, conn, _, err := parseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(driver, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, d
 }
 
 // applyMigrationsUpTo creates the schema as it was at migration version upTo, recorded in
