@@ -15,8 +15,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,14 +155,7 @@ func writeArchive(tb testing.TB, path string, n, rev int, keep func(int) bool) {
 // (CROWSNEST_BENCH_CACHE overrides it), generating it on first use.
 func cachedArchive(tb testing.TB, name string, n, rev int, keep func(int) bool) string {
 	tb.Helper()
-	dir := os.Getenv("CROWSNEST_BENCH_CACHE")
-	if dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		dir = filepath.Join(base, "crowsnest-bench")
-	}
+	dir := cacheDir()
 	// The generator's version is in the name: a changed generator must not reuse old archives.
 	path := filepath.Join(dir, "v1-"+name+".zip")
 	if _, err := os.Stat(path); err == nil {
@@ -170,6 +165,19 @@ func cachedArchive(tb testing.TB, name string, n, rev int, keep func(int) bool) 
 	writeArchive(tb, path, n, rev, keep)
 	tb.Logf("generated %s in %v", path, time.Since(start).Round(time.Millisecond))
 	return path
+}
+
+// cacheDir holds generated archives and snapshots across runs: the user cache dir, or
+// CROWSNEST_BENCH_CACHE.
+func cacheDir() string {
+	if dir := os.Getenv("CROWSNEST_BENCH_CACHE"); dir != "" {
+		return dir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "crowsnest-bench")
 }
 
 func benchBackends(b *testing.B, fn func(b *testing.B, s *Service)) {
@@ -183,6 +191,113 @@ func benchBackends(b *testing.B, fn func(b *testing.B, s *Service)) {
 	}
 	b.Run("sqlite", func(b *testing.B) { run(b, "sqlite://"+filepath.Join(b.TempDir(), "bench.db")) })
 	b.Run("postgres", func(b *testing.B) { run(b, pgtest.DSN(b)) })
+}
+
+// preparedBackends is benchBackends for a store that setup fills. With CROWSNEST_BENCH_SNAPSHOT=1
+// the filled store is kept (a copy of the SQLite file in the cache directory, a template database
+// on the PostgreSQL server) and later runs start from a copy of it instead of filling for
+// minutes. The copy is of the files as setup left them, so the layout measured is the same. The
+// snapshot's name holds the newest migration's: a schema change fills anew.
+func preparedBackends(b *testing.B, name string, setup, fn func(b *testing.B, s *Service)) {
+	if os.Getenv("CROWSNEST_BENCH_SNAPSHOT") != "1" {
+		benchBackends(b, func(b *testing.B, s *Service) {
+			setup(b, s)
+			fn(b, s)
+		})
+		return
+	}
+	entries, err := os.ReadDir("../store/migrations")
+	if err != nil || len(entries) == 0 {
+		b.Fatalf("read the migrations for the snapshot's name: %v", err)
+	}
+	schema := strings.TrimSuffix(entries[len(entries)-1].Name(), ".sql")
+	key := "v1-" + name + "-" + schema
+	open := func(b *testing.B, dsn string) *Service {
+		st, err := store.Open(context.Background(), dsn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &Service{Store: st}
+	}
+	b.Run("sqlite", func(b *testing.B) {
+		snap := filepath.Join(cacheDir(), key+".db")
+		path := filepath.Join(b.TempDir(), "bench.db")
+		if _, err := os.Stat(snap); err != nil {
+			s := open(b, "sqlite://"+path)
+			setup(b, s)
+			if _, err := s.Store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				b.Fatal(err)
+			}
+			s.Store.Close()
+			copyFile(b, path, snap)
+		} else {
+			copyFile(b, snap, path)
+		}
+		s := open(b, "sqlite://"+path)
+		b.Cleanup(func() { s.Store.Close() })
+		fn(b, s)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		tmpl := "crowsnest_bench_" + strings.ReplaceAll(key, "-", "_")
+		if !pgtest.TemplateExists(b, tmpl) {
+			dsn := pgtest.DSN(b)
+			s := open(b, dsn)
+			setup(b, s)
+			s.Store.Close()
+			pgtest.SaveTemplate(b, dsn, tmpl)
+		}
+		s := open(b, pgtest.FromTemplate(b, tmpl))
+		b.Cleanup(func() { s.Store.Close() })
+		fn(b, s)
+	})
+}
+
+func copyFile(tb testing.TB, from, to string) {
+	tb.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer src.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tmp := to + ".tmp"
+	dst, err := os.Create(tmp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		tb.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// profileLoop writes a CPU profile of what follows until the returned function is called to
+// $CROWSNEST_BENCH_CPUPROFILE-<dialect> when that is set: go test's -cpuprofile covers the
+// minutes of setup too.
+func profileLoop(tb testing.TB, dialect string) func() {
+	base := os.Getenv("CROWSNEST_BENCH_CPUPROFILE")
+	if base == "" {
+		return func() {}
+	}
+	f, err := os.Create(base + "-" + dialect)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // loadAdvisories imports the 200k baseline advisories (revision 0) through the store.
@@ -403,19 +518,21 @@ func BenchmarkRematch1Percent(b *testing.B) {
 		cachedArchive(b, "change-rev1", benchAdvisories, 1, changed),
 		cachedArchive(b, "change-rev2", benchAdvisories, 2, changed),
 	}
-	benchBackends(b, func(b *testing.B, s *Service) {
+	preparedBackends(b, "rematch", func(b *testing.B, s *Service) {
 		loadAdvisories(b, s)
 		fillImages(b, s)
-		ctx := context.Background()
 		// A first change brings the findings of the concerned packages in, as if the estate
 		// had been matched before.
 		start := time.Now()
-		if _, err := s.Import(ctx, revs[1], "bench", false); err != nil {
+		if _, err := s.Import(context.Background(), revs[1], "bench", false); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("%s: initial findings in %v", s.Store.Dialect(), time.Since(start).Round(time.Millisecond))
+	}, func(b *testing.B, s *Service) {
+		ctx := context.Background()
 		round := 0
 		var rep ImportReport
+		defer profileLoop(b, s.Store.Dialect())()
 		for b.Loop() {
 			var err error
 			rep, err = s.Import(ctx, revs[round%2], "bench", false)

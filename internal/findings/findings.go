@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -134,15 +135,55 @@ func (s *Service) Import(ctx context.Context, path, source string, full bool) (I
 		}
 		return rep, fmt.Errorf("import %s: %w (nothing was changed)", path, err)
 	}
+	prep, err := imp.Prepare()
+	if err != nil {
+		return rep, fmt.Errorf("import %s: %w", path, err)
+	}
+	// The advisories of the changed keys as they were, read before the commit (readers see the
+	// store as it was until then): the re-match matches each package against them and against
+	// the new ones, and writes only the difference.
+	var before match.AdvisorySource
+	if len(prep.ChangedKeys) > 0 {
+		if before, err = s.advisoriesOf(ctx, prep.ChangedKeys); err != nil {
+			if rbErr := imp.Rollback(); rbErr != nil {
+				s.log().Warn("rollback of a failed import", "err", rbErr)
+			}
+			return rep, fmt.Errorf("import %s: read the advisories it replaces: %w (nothing was changed)", path, err)
+		}
+	}
 	rep.Import, err = imp.Commit()
 	if err != nil {
 		return rep, fmt.Errorf("import %s: %w", path, err)
 	}
-	rep.Changes, err = s.Rematch(ctx, rep.Import.ChangedKeys)
+	rep.Changes, err = s.rematch(ctx, rep.Import.ChangedKeys, before)
 	if err != nil {
 		return rep, fmt.Errorf("re-match after importing %s: %w", path, err)
 	}
 	return rep, nil
+}
+
+// advisoriesOf returns the stored advisories of keys as an in-memory source: every image of a
+// re-match asks about the same few keys.
+func (s *Service) advisoriesOf(ctx context.Context, keys []store.PackageKey) (match.AdvisorySource, error) {
+	mkeys := make([]match.PackageKey, len(keys))
+	for i, k := range keys {
+		mkeys[i] = match.PackageKey(k)
+	}
+	advs, err := Source{s.Store}.AdvisoriesFor(ctx, mkeys)
+	if err != nil {
+		return nil, err
+	}
+	cached := match.NewMemorySource()
+	seen := map[*vuln.Advisory]bool{}
+	for _, list := range advs {
+		for _, a := range list {
+			if !seen[a] {
+				seen[a] = true
+				cached.Add(a)
+			}
+		}
+	}
+	return cached, nil
 }
 
 // refMatches holds the findings of each distinct package reference of a re-match, with their
@@ -157,6 +198,54 @@ type refMatches map[vuln.PackageRef]refMatch
 type refMatch struct {
 	findings []vuln.Finding
 	enc      []store.EncodedFinding
+	// deltas is how the reference's findings differ from its findings under the advisories
+	// before the change, when those are known.
+	deltas []refDelta
+}
+
+// refDelta is a finding that appeared (old nil), disappeared (new nil) or changed content.
+type refDelta struct {
+	old, new       *vuln.Finding
+	oldEnc, newEnc *store.EncodedFinding
+}
+
+// matchEncoded matches r alone against src and encodes the findings.
+func matchEncoded(ctx context.Context, src match.AdvisorySource, r vuln.PackageRef) ([]vuln.Finding, []store.EncodedFinding, error) {
+	fs, err := match.MatchPackages(ctx, src, []vuln.PackageRef{r})
+	if err != nil {
+		return nil, nil, fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
+	}
+	enc := make([]store.EncodedFinding, len(fs))
+	for j := range fs {
+		if enc[j], err = store.EncodeFinding(&fs[j]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return fs, enc, nil
+}
+
+// diffFindings pairs the findings of one package reference by vulnerability (a reference has at
+// most one finding per vulnerability) and returns those that differ.
+func diffFindings(oldF []vuln.Finding, oldEnc []store.EncodedFinding, newF []vuln.Finding, newEnc []store.EncodedFinding) []refDelta {
+	var out []refDelta
+	paired := make([]bool, len(oldF))
+	for i := range newF {
+		j := slices.IndexFunc(oldF, func(f vuln.Finding) bool { return f.VulnerabilityID == newF[i].VulnerabilityID })
+		if j < 0 {
+			out = append(out, refDelta{new: &newF[i], newEnc: &newEnc[i]})
+			continue
+		}
+		paired[j] = true
+		if !oldEnc[j].Equal(newEnc[i]) {
+			out = append(out, refDelta{old: &oldF[j], oldEnc: &oldEnc[j], new: &newF[i], newEnc: &newEnc[i]})
+		}
+	}
+	for j := range oldF {
+		if !paired[j] {
+			out = append(out, refDelta{old: &oldF[j], oldEnc: &oldEnc[j]})
+		}
+	}
+	return out
 }
 
 // refMatcher matches package references on every core as they are handed to it (add, from one
@@ -164,8 +253,11 @@ type refMatch struct {
 // advisories are looked up when the first reference comes: a change no stored package has
 // costs no lookup.
 type refMatcher struct {
-	ctx     context.Context
-	src     func() (match.AdvisorySource, error)
+	ctx context.Context
+	src func() (match.AdvisorySource, error)
+	// before, when set, are the advisories before the change: each reference is matched
+	// against them too, for its deltas.
+	before  match.AdvisorySource
 	refs    chan vuln.PackageRef
 	seen    map[vuln.PackageRef]bool
 	results []refMatches // per worker
@@ -197,19 +289,21 @@ func (m *refMatcher) start() {
 				if srcErr != nil || m.errs[w] != nil {
 					continue
 				}
-				fs, err := match.MatchPackages(m.ctx, src, []vuln.PackageRef{r})
+				fs, enc, err := matchEncoded(m.ctx, src, r)
 				if err != nil {
-					m.errs[w] = fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
+					m.errs[w] = err
 					continue
 				}
-				enc := make([]store.EncodedFinding, len(fs))
-				for j := range fs {
-					if enc[j], err = store.EncodeFinding(&fs[j]); err != nil {
+				rm := refMatch{findings: fs, enc: enc}
+				if m.before != nil {
+					ofs, oenc, err := matchEncoded(m.ctx, m.before, r)
+					if err != nil {
 						m.errs[w] = err
-						break
+						continue
 					}
+					rm.deltas = diffFindings(ofs, oenc, fs, enc)
 				}
-				m.results[w][r] = refMatch{fs, enc}
+				m.results[w][r] = rm
 			}
 		})
 	}
@@ -260,22 +354,12 @@ func matchRefs(ctx context.Context, src match.AdvisorySource, byImage map[string
 // several places is one, the first of each type, name, version and key; in the same stable
 // order), with their stored form.
 func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.PackageRef) store.FindingsUpdate {
-	type refID struct{ typ, name, version, eco, matchName string }
 	type item struct {
 		f *vuln.Finding
 		e *store.EncodedFinding
 	}
-	seen := make(map[refID]bool, len(refs))
 	var items []item
-	for _, r := range refs {
-		if r.Ecosystem == "" || r.MatchName == "" {
-			continue
-		}
-		id := refID{r.Type, r.Name, r.Version, r.Ecosystem, r.MatchName}
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
+	for _, r := range distinctRefs(refs) {
 		rm := m[r]
 		for i := range rm.findings {
 			items = append(items, item{&rm.findings[i], &rm.enc[i]})
@@ -293,40 +377,58 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 	return u
 }
 
+// distinctRefs returns the matchable references of refs, the first of each type, name,
+// version and key (a package found in several places is one).
+func distinctRefs(refs []vuln.PackageRef) []vuln.PackageRef {
+	type refID struct{ typ, name, version, eco, matchName string }
+	seen := make(map[refID]bool, len(refs))
+	out := make([]vuln.PackageRef, 0, len(refs))
+	for _, r := range refs {
+		if r.Ecosystem == "" || r.MatchName == "" {
+			continue
+		}
+		id := refID{r.Type, r.Name, r.Version, r.Ecosystem, r.MatchName}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, r)
+	}
+	return out
+}
+
+// deltas appends the finding deltas of an image holding refs to out.
+func (m refMatches) deltas(digest string, refs []vuln.PackageRef, out []store.FindingDelta) []store.FindingDelta {
+	for _, r := range distinctRefs(refs) {
+		for _, d := range m[r].deltas {
+			out = append(out, store.FindingDelta{Digest: digest, Old: d.old, New: d.new, OldEnc: d.oldEnc, NewEnc: d.newEnc})
+		}
+	}
+	return out
+}
+
 // rematchBatch bounds how many images one findings transaction covers.
 const rematchBatch = 2500
 
 // Rematch recomputes, for every stored image holding a package with one of keys, the findings of
-// those packages, and records what changed.
+// those packages, compares them with the stored ones, and records what changed. It reads the
+// stored findings, so it also repairs findings a re-match did not finish writing.
 func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.ChangeSummary, error) {
+	return s.rematch(ctx, keys, nil)
+}
+
+// rematch is Rematch; with before (the advisories of keys before a change) it writes the
+// difference between each package's findings under before and under the stored advisories
+// without reading the stored findings, falling back to comparing with them for a batch of images
+// whose stored findings are not what before gives.
+func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before match.AdvisorySource) (store.ChangeSummary, error) {
 	var total store.ChangeSummary
 	if len(keys) == 0 {
 		return total, nil
 	}
-	// Every image asks about the same few keys: look their advisories up once.
-	lookup := func() (match.AdvisorySource, error) {
-		mkeys := make([]match.PackageKey, len(keys))
-		for i, k := range keys {
-			mkeys[i] = match.PackageKey(k)
-		}
-		advs, err := Source{s.Store}.AdvisoriesFor(ctx, mkeys)
-		if err != nil {
-			return nil, err
-		}
-		cached := match.NewMemorySource()
-		seen := map[*vuln.Advisory]bool{}
-		for _, list := range advs {
-			for _, a := range list {
-				if !seen[a] {
-					seen[a] = true
-					cached.Add(a)
-				}
-			}
-		}
-		return cached, nil
-	}
 	// The packages are matched on the other cores while they are read.
-	matcher := newRefMatcher(ctx, lookup)
+	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) })
+	matcher.before = before
 	byImage := map[string][]vuln.PackageRef{}
 	err := s.Store.PackagesWithKeys(ctx, keys, func(p store.StoredPackage) error {
 		byImage[p.ImageDigest] = append(byImage[p.ImageDigest], p.Package)
@@ -349,27 +451,32 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 	}
 	sort.Strings(digests)
 	now := s.now()
-	// The next batch's findings are assembled while the previous batch is written.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan []store.FindingsUpdate, 1)
-	go func() {
-		defer close(batches)
-		for start := 0; start < len(digests); start += rematchBatch {
-			chunk := digests[start:min(start+rematchBatch, len(digests))]
-			updates := make([]store.FindingsUpdate, len(chunk))
-			for i, d := range chunk {
-				updates[i] = matched.update(d, keys, byImage[d])
-			}
-			select {
-			case batches <- updates:
-			case <-ctx.Done():
-				return
-			}
+	replace := func(chunk []string) (store.ChangeSummary, error) {
+		updates := make([]store.FindingsUpdate, len(chunk))
+		for i, d := range chunk {
+			updates[i] = matched.update(d, keys, byImage[d])
 		}
-	}()
-	for updates := range batches {
-		sum, err := s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
+		return s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
+	}
+	apply := func(chunk []string) (store.ChangeSummary, error) {
+		if before == nil {
+			return replace(chunk)
+		}
+		var deltas []store.FindingDelta
+		for _, d := range chunk {
+			deltas = matched.deltas(d, byImage[d], deltas)
+		}
+		sum, err := s.Store.ApplyFindingDeltas(ctx, deltas, ReasonAdvisoryUpdate, now)
+		if err == nil || ctx.Err() != nil {
+			return sum, err
+		}
+		// Whatever went wrong was rolled back: the findings as they are decide.
+		s.log().Warn("re-match: stored findings are not what the advisories before the change give; comparing with them instead",
+			"images", len(chunk), "err", err)
+		return replace(chunk)
+	}
+	for start := 0; start < len(digests); start += rematchBatch {
+		sum, err := apply(digests[start:min(start+rematchBatch, len(digests))])
 		if err != nil {
 			return total, err
 		}
@@ -377,9 +484,6 @@ func (s *Service) Rematch(ctx context.Context, keys []store.PackageKey) (store.C
 		total.ImagesLost += sum.ImagesLost
 		total.Added += sum.Added
 		total.Removed += sum.Removed
-	}
-	if err := ctx.Err(); err != nil {
-		return total, err
 	}
 	return total, nil
 }

@@ -1,10 +1,15 @@
 package findings
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/crowsnest-dev/crowsnest/internal/advisory"
@@ -118,4 +123,121 @@ func TestPerReferenceMatchesEqualPerImageMatches(t *testing.T) {
 	if total < 1000 {
 		t.Fatalf("only %d findings in all: the test matches too little", total)
 	}
+}
+
+// An import writes each image's finding deltas (the packages' findings under the advisories
+// before and after it) without reading the stored findings. After every import the stored
+// findings must be exactly what matching the image now gives, and where the store does not hold
+// what the deltas start from, the re-match must notice and compare with the stored findings.
+func TestRematchDeltasKeepFindingsExact(t *testing.T) {
+	for name, dsn := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := store.Open(ctx, dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var logs bytes.Buffer
+			svc := &Service{Store: st, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+			const advisories = 600
+			dir := t.TempDir()
+			archive := func(rev int, keep func(int) bool) string {
+				path := filepath.Join(dir, fmt.Sprintf("rev%d-%p.zip", rev, keep))
+				writeArchive(t, path, advisories, rev, keep)
+				return path
+			}
+			if _, err := svc.Import(ctx, archive(0, nil), "bench", false); err != nil {
+				t.Fatal(err)
+			}
+			var images []*sbom.SBOM
+			for img := range 60 {
+				d := fmt.Sprintf("sha256:%064x", img)
+				sb := &sbom.SBOM{Image: sbom.Image{Digest: d}, OS: &sbom.OS{ID: "debian", VersionID: "12"}}
+				for p := range 40 {
+					h := mix(uint64(img)<<20 | uint64(p))
+					_, name, typ := benchEco(advisoryKey(int(h % advisories)))
+					v := "1." + fmt.Sprint(h>>32%10) + ".0"
+					pkg := sbom.Package{Type: typ, Name: name, Version: v, PURL: "pkg:" + typ + "/" + name + "@" + v}
+					if typ == sbom.TypeDeb {
+						pkg.Source = &sbom.Source{Name: name}
+					}
+					sb.Packages = append(sb.Packages, pkg)
+				}
+				if _, err := svc.Ingest(ctx, sb, ReasonIndex); err != nil {
+					t.Fatal(err)
+				}
+				images = append(images, sb)
+			}
+			check := func(step string) int {
+				t.Helper()
+				total := 0
+				for _, sb := range images {
+					want, _, err := svc.Match(ctx, sb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := st.Findings(ctx, sb.Image.Digest)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if a, b := encodedSet(t, got), encodedSet(t, want); !reflect.DeepEqual(a, b) {
+						t.Fatalf("%s: image %s holds\n%v\nmatching gives\n%v", step, sb.Image.Digest, a, b)
+					}
+					total += len(want)
+				}
+				return total
+			}
+			if n := check("ingest"); n < 200 {
+				t.Fatalf("only %d findings: the test matches too little", n)
+			}
+			third := func(i int) bool { return i%3 == 0 }
+			for round, rev := range []int{1, 2, 1} {
+				rep, err := svc.Import(ctx, archive(rev, third), "bench", false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Changes.Added+rep.Changes.Removed == 0 {
+					t.Fatalf("round %d: nothing changed: %+v", round, rep.Changes)
+				}
+				check(fmt.Sprintf("round %d", round))
+			}
+			if strings.Contains(logs.String(), "comparing with them instead") {
+				t.Fatalf("a consistent store fell back to comparing:\n%s", logs.String())
+			}
+
+			// A finding the next import rewrites goes missing behind the re-match's back: the
+			// deltas do not apply, and the re-match must compare with what is stored.
+			var digest, vulnID string
+			if err := st.DB().QueryRowContext(ctx, `SELECT image_digest, vuln_id FROM findings
+				WHERE fixed_version = '1.3.0' ORDER BY image_digest, vuln_id LIMIT 1`).Scan(&digest, &vulnID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB().ExecContext(ctx, `DELETE FROM findings WHERE image_digest = $1 AND vuln_id = $2`, digest, vulnID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Import(ctx, archive(2, third), "bench", false); err != nil {
+				t.Fatal(err)
+			}
+			check("after a finding went missing")
+			if !strings.Contains(logs.String(), "comparing with them instead") {
+				t.Fatal("the re-match did not notice that a finding it rewrote was missing")
+			}
+		})
+	}
+}
+
+// encodedSet is the stored form of each finding, sorted.
+func encodedSet(t *testing.T, fs []vuln.Finding) []string {
+	t.Helper()
+	out := make([]string, len(fs))
+	for i := range fs {
+		data, err := json.Marshal(&fs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = string(data)
+	}
+	sort.Strings(out)
+	return out
 }

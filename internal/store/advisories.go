@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -34,10 +35,11 @@ type Import struct {
 	unlock func()
 	source string
 	full   bool
-	// known holds every stored advisory's source and content hash, loaded at the start: one
-	// query instead of a lookup per record.
-	known   map[string]knownAdvisory
-	seen    map[string]struct{}
+	// seen holds the ids of every record Put or withdrawn, for a full import's deletions.
+	seen map[string]struct{}
+	// pending are records waiting for the next batch. Whether a record is stored already, and
+	// with which content, is read per batch for its ids: loading every stored advisory's hash
+	// up front cost a small update (2000 records against 200k stored) more than its writes.
 	pending []pendingAdvisory
 	// pendingIDs are the ids in pending: a record repeated within one batch is flushed first,
 	// since one multi-row upsert cannot touch a row twice.
@@ -47,16 +49,14 @@ type Import struct {
 	touched []string
 	res     ImportResult
 	err     error // the first write error; the import can then only be rolled back
-	done    bool
-}
-
-type knownAdvisory struct {
-	source string
-	hash   [sha256.Size]byte
+	// prepared: everything is written, only the commit remains (Put and Withdraw refuse).
+	prepared bool
+	done     bool
 }
 
 type pendingAdvisory struct {
 	id       string
+	withdraw bool // a withdrawn record: delete id if it is stored
 	modified int64
 	hash     [sha256.Size]byte
 	data     []byte
@@ -88,7 +88,7 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)
 	}
 	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full,
-		known: map[string]knownAdvisory{}, pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
+		pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
 	if s.dialect == dialectPostgres {
 		// Imports from several replicas run one at a time, each seeing the previous one's
 		// result (SQLite's write lock does this there).
@@ -96,34 +96,6 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 			im.abort()
 			return nil, fmt.Errorf("begin import of %s: lock: %w", source, err)
 		}
-	}
-	rows, err := im.tx.QueryContext(ctx, `SELECT id, source, hash FROM advisories`)
-	if err != nil {
-		im.abort()
-		return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
-	}
-	defer rows.Close()
-	sources := map[string]string{} // interning: a handful of distinct sources
-	for rows.Next() {
-		var id, src string
-		var h []byte
-		if err := rows.Scan(&id, &src, &h); err != nil {
-			im.abort()
-			return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
-		}
-		if v, ok := sources[src]; ok {
-			src = v
-		} else {
-			sources[src] = src
-		}
-		var k knownAdvisory
-		k.source = src
-		copy(k.hash[:], h)
-		im.known[id] = k
-	}
-	if err := rows.Err(); err != nil {
-		im.abort()
-		return nil, fmt.Errorf("begin import of %s: read advisories: %w", source, err)
 	}
 	return im, nil
 }
@@ -144,10 +116,18 @@ func (im *Import) usable() error {
 	return im.err
 }
 
+// writable is usable, before Prepare.
+func (im *Import) writable() error {
+	if im.prepared {
+		return errors.New("import already prepared: only Commit or Rollback remain")
+	}
+	return im.usable()
+}
+
 // Put adds or replaces an advisory. Records whose content is unchanged are counted and skipped;
 // a record with Withdrawn set is treated as Withdraw(a.ID).
 func (im *Import) Put(a *vuln.Advisory) error {
-	if err := im.usable(); err != nil {
+	if err := im.writable(); err != nil {
 		return err
 	}
 	if a.ID == "" {
@@ -160,13 +140,6 @@ func (im *Import) Put(a *vuln.Advisory) error {
 	if err != nil {
 		return fmt.Errorf("put advisory %s: %w", a.ID, err)
 	}
-	h := sha256.Sum256(full)
-	im.seen[a.ID] = struct{}{}
-	old, existed := im.known[a.ID]
-	if existed && old.hash == h && old.source == im.source {
-		im.res.Unchanged++
-		return nil
-	}
 	// The hot path (AdvisoriesFor) decodes every matching record: keep the long details text
 	// out of the JSON it reads.
 	slim := *a
@@ -175,26 +148,33 @@ func (im *Import) Put(a *vuln.Advisory) error {
 	if err != nil {
 		return fmt.Errorf("put advisory %s: %w", a.ID, err)
 	}
-	if _, dup := im.pendingIDs[a.ID]; dup {
+	p := pendingAdvisory{id: a.ID, hash: sha256.Sum256(full), data: data, details: a.Details, keys: advisoryKeys(a)}
+	if !a.Modified.IsZero() {
+		p.modified = a.Modified.UnixNano()
+	}
+	return im.add(p)
+}
+
+// Withdraw removes the advisory id if it is stored (a withdrawn OSV record).
+func (im *Import) Withdraw(id string) error {
+	if err := im.writable(); err != nil {
+		return err
+	}
+	if id == "" {
+		return errors.New("withdraw advisory: empty id")
+	}
+	return im.add(pendingAdvisory{id: id, withdraw: true})
+}
+
+func (im *Import) add(p pendingAdvisory) error {
+	im.seen[p.id] = struct{}{}
+	if _, dup := im.pendingIDs[p.id]; dup {
 		if err := im.flush(); err != nil {
 			return err
 		}
 	}
-	p := pendingAdvisory{id: a.ID, hash: h, data: data, details: a.Details, existed: existed, keys: advisoryKeys(a)}
-	if !a.Modified.IsZero() {
-		p.modified = a.Modified.UnixNano()
-	}
-	im.known[a.ID] = knownAdvisory{source: im.source, hash: h}
-	if existed {
-		im.res.Updated++
-	} else {
-		im.res.Added++
-	}
-	for _, k := range p.keys {
-		im.changed[k] = struct{}{}
-	}
 	im.pending = append(im.pending, p)
-	im.pendingIDs[a.ID] = struct{}{}
+	im.pendingIDs[p.id] = struct{}{}
 	if len(im.pending) >= importBatch {
 		return im.flush()
 	}
@@ -228,20 +208,82 @@ func (im *Import) flush() error {
 	return nil
 }
 
+type storedAdvisory struct {
+	source string
+	hash   []byte
+}
+
+// storedOf reads the source and content hash of the stored advisories among ids.
+func (im *Import) storedOf(ids []string) (map[string]storedAdvisory, error) {
+	out := make(map[string]storedAdvisory, len(ids))
+	var rows *sql.Rows
+	var err error
+	if im.s.dialect == dialectPostgres {
+		rows, err = im.tx.QueryContext(im.ctx, `SELECT id, source, hash FROM advisories WHERE id = ANY($1::text[])`, ids)
+	} else {
+		q, args := idInQuery(im.s.dialect, `SELECT id, source, hash FROM advisories WHERE id IN (`, ids)
+		rows, err = im.tx.QueryContext(im.ctx, q+`)`, args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read stored advisories: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var a storedAdvisory
+		if err := rows.Scan(&id, &a.source, &a.hash); err != nil {
+			return nil, fmt.Errorf("read stored advisories: %w", err)
+		}
+		out[id] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stored advisories: %w", err)
+	}
+	return out, nil
+}
+
 func (im *Import) writePending() error {
 	ctx, tx := im.ctx, im.tx
-	var replaced []string
+	ids := make([]string, len(im.pending))
+	for i, p := range im.pending {
+		ids[i] = p.id
+	}
+	stored, err := im.storedOf(ids)
+	if err != nil {
+		return err
+	}
+	var replaced, withdrawn []string
+	ps := make([]pendingAdvisory, 0, len(im.pending))
 	for _, p := range im.pending {
-		if p.existed {
+		old, existed := stored[p.id]
+		switch {
+		case p.withdraw:
+			if existed {
+				withdrawn = append(withdrawn, p.id)
+			}
+			continue
+		case existed && old.source == im.source && bytes.Equal(old.hash, p.hash[:]):
+			im.res.Unchanged++
+			continue
+		case existed:
+			im.res.Updated++
 			replaced = append(replaced, p.id)
+		default:
+			im.res.Added++
 		}
+		for _, k := range p.keys {
+			im.changed[k] = struct{}{}
+		}
+		ps = append(ps, p)
+	}
+	if err := im.deleteAdvisories(withdrawn); err != nil {
+		return err
 	}
 	im.touched = append(im.touched, replaced...)
 	// The old versions' keys changed too: a package may have stopped being affected.
 	if err := im.deleteAffected(replaced); err != nil {
 		return err
 	}
-	ps := im.pending
 	if err := insertRowsSuffix(ctx, tx, `INSERT INTO advisories (id, source, modified, hash, data, details) VALUES `,
 		` ON CONFLICT (id) DO UPDATE SET source = excluded.source, modified = excluded.modified,
 			hash = excluded.hash, data = excluded.data, details = excluded.details`, 6, len(ps),
@@ -309,7 +351,7 @@ func idInQuery(d dialect, prefix string, ids []string) (string, []any) {
 	return b.String(), args
 }
 
-// deleteAdvisories removes ids (affected rows first, for their keys).
+// deleteAdvisories removes ids, all stored (affected rows first, for their keys).
 func (im *Import) deleteAdvisories(ids []string) error {
 	if err := im.deleteAffected(ids); err != nil {
 		return err
@@ -321,82 +363,101 @@ func (im *Import) deleteAdvisories(ids []string) error {
 			return fmt.Errorf("delete advisories: %w", err)
 		}
 	}
-	for _, id := range ids {
-		delete(im.known, id)
-	}
 	im.touched = append(im.touched, ids...)
 	im.res.Removed += len(ids)
 	return nil
 }
 
-// Withdraw removes the advisory id if it is stored (a withdrawn OSV record).
-func (im *Import) Withdraw(id string) error {
-	if err := im.usable(); err != nil {
-		return err
+// sourceIDs returns the ids of the stored advisories of the import's source.
+func (im *Import) sourceIDs() ([]string, error) {
+	rows, err := im.tx.QueryContext(im.ctx, `SELECT id FROM advisories WHERE source = $1`, im.source)
+	if err != nil {
+		return nil, fmt.Errorf("read the source's advisories: %w", err)
 	}
-	im.seen[id] = struct{}{}
-	if _, ok := im.known[id]; !ok {
-		return nil
+	ids, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read the source's advisories: %w", err)
 	}
-	// It may be pending from an earlier Put of this import.
-	if err := im.flush(); err != nil {
-		return err
-	}
-	if err := im.deleteAdvisories([]string{id}); err != nil {
-		im.err = fmt.Errorf("import %s: withdraw %s: %w", im.source, id, err)
-		return im.err
-	}
-	return nil
+	return ids, nil
 }
 
-// Commit writes what is pending, deletes (for a full import) the source's advisories that were
-// not Put, records the import in sources, and commits.
-func (im *Import) Commit() (ImportResult, error) {
+// Prepare does all of Commit but the commit: it writes what is pending, deletes (for a full
+// import) the source's advisories that were not Put and records the import in sources. Its result
+// is final: until Commit, readers still see the advisories as they were before the import, which
+// a re-match compares with. After Prepare only Commit and Rollback may be called.
+func (im *Import) Prepare() (ImportResult, error) {
 	if err := im.usable(); err != nil {
 		im.abort()
 		return ImportResult{}, err
 	}
-	defer im.abort()
-	if err := im.flush(); err != nil {
+	if im.prepared {
+		return im.result(), nil
+	}
+	if err := im.prepare(); err != nil {
+		im.abort()
 		return ImportResult{}, err
 	}
+	im.prepared = true
+	return im.result(), nil
+}
+
+func (im *Import) result() ImportResult {
+	res := im.res
+	res.ChangedKeys = nil
+	for k := range im.changed {
+		res.ChangedKeys = append(res.ChangedKeys, k)
+	}
+	slices.SortFunc(res.ChangedKeys, compareKeys)
+	return res
+}
+
+// Commit is Prepare, if not done yet, and the commit.
+func (im *Import) Commit() (ImportResult, error) {
+	if _, err := im.Prepare(); err != nil {
+		return ImportResult{}, err
+	}
+	defer im.abort()
+	if err := im.tx.tx.Commit(); err != nil {
+		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
+	}
+	im.s.advCache.forget(im.touched)
+	return im.result(), nil
+}
+
+func (im *Import) prepare() error {
+	if err := im.flush(); err != nil {
+		return err
+	}
 	if im.full {
+		ids, err := im.sourceIDs()
+		if err != nil {
+			return fmt.Errorf("import %s: %w", im.source, err)
+		}
 		var gone []string
-		for id, k := range im.known {
-			if _, ok := im.seen[id]; !ok && k.source == im.source {
+		for _, id := range ids {
+			if _, ok := im.seen[id]; !ok {
 				gone = append(gone, id)
 			}
 		}
 		slices.Sort(gone)
 		if err := im.deleteAdvisories(gone); err != nil {
-			return ImportResult{}, fmt.Errorf("import %s: %w", im.source, err)
+			return fmt.Errorf("import %s: %w", im.source, err)
 		}
 	}
-	count := 0
-	for _, k := range im.known {
-		if k.source == im.source {
-			count++
-		}
+	var count int
+	if err := im.tx.tx.QueryRowContext(im.ctx, `SELECT count(*) FROM advisories WHERE source = $1`, im.source).Scan(&count); err != nil {
+		return fmt.Errorf("import %s: count advisories: %w", im.source, err)
 	}
 	if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO sources (name, url, etag, last_modified, imported_at, advisory_count, error)
 		VALUES ($1, '', '', '', $2, $3, '')
 		ON CONFLICT (name) DO UPDATE SET imported_at = excluded.imported_at, advisory_count = excluded.advisory_count, error = ''`,
 		im.source, time.Now().UnixNano(), count); err != nil {
-		return ImportResult{}, fmt.Errorf("import %s: record source: %w", im.source, err)
+		return fmt.Errorf("import %s: record source: %w", im.source, err)
 	}
 	if err := bumpAdvisoryGeneration(im.ctx, im.tx); err != nil {
-		return ImportResult{}, fmt.Errorf("import %s: record the change: %w", im.source, err)
+		return fmt.Errorf("import %s: record the change: %w", im.source, err)
 	}
-	if err := im.tx.tx.Commit(); err != nil {
-		return ImportResult{}, fmt.Errorf("import %s: commit: %w", im.source, err)
-	}
-	im.s.advCache.forget(im.touched)
-	res := im.res
-	for k := range im.changed {
-		res.ChangedKeys = append(res.ChangedKeys, k)
-	}
-	slices.SortFunc(res.ChangedKeys, compareKeys)
-	return res, nil
+	return nil
 }
 
 func compareKeys(a, b PackageKey) int {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,8 @@ type findingRow struct {
 	digest string
 	f      *vuln.Finding
 	hash   []byte
+	// oldHash, when set, is the content the stored row must hold to be rewritten.
+	oldHash []byte
 }
 
 // ReplaceFindingsBatch applies several images' updates in one transaction.
@@ -316,21 +319,15 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 	if err := putFindingData(ctx, tx, content); err != nil {
 		return err
 	}
-	removed, err := deleteFindings(ctx, tx, deletes)
+	removed, err := deleteFindings(ctx, tx, deletes, false)
 	if err != nil {
 		return err
 	}
 	if removed != int64(len(deletes)) {
 		return fmt.Errorf("deleted %d findings, expected %d: concurrent change", removed, len(deletes))
 	}
-	if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
-		"ecosystem", "match_name", "severity", "fixed_version", "hash"}, len(inserts), func(i int, args []any) []any {
-		r := inserts[i]
-		p := &r.f.Package
-		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
-	}); err != nil {
-		return fmt.Errorf("insert findings: %w", err)
+	if err := insertFindings(ctx, tx, inserts); err != nil {
+		return err
 	}
 	if err := updateFindings(ctx, tx, updatesRows, false); err != nil {
 		return err
@@ -338,16 +335,34 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 	if err := updateFindings(ctx, tx, reseverityRows, true); err != nil {
 		return err
 	}
-	// A change event references its finding's content like the finding did: an added one the
-	// content just stored, a removed one what the deleted row referenced.
+	return recordChanges(ctx, tx, inserts, deletes, reason, now)
+}
+
+func insertFindings(ctx context.Context, tx *txw, rows []findingRow) error {
+	if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
+		"ecosystem", "match_name", "severity", "fixed_version", "hash"}, len(rows), func(i int, args []any) []any {
+		r := rows[i]
+		p := &r.f.Package
+		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
+	}); err != nil {
+		return fmt.Errorf("insert findings: %w", err)
+	}
+	return nil
+}
+
+// recordChanges records added and removed findings as change events at now. A change event
+// references its finding's content like the finding did: an added one the content just stored, a
+// removed one what the deleted row referenced.
+func recordChanges(ctx context.Context, tx *txw, added []findingRow, removed []storedFindingRef, reason string, now time.Time) error {
 	ts := now.UnixNano()
-	n := len(inserts)
-	if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "hash"}, n+len(deletes),
+	n := len(added)
+	if err := copyRows(ctx, tx, "finding_changes", []string{"time", "image_digest", "kind", "reason", "hash"}, n+len(removed),
 		func(i int, args []any) []any {
 			if i < n {
-				return append(args, ts, inserts[i].digest, vuln.ChangeAdded, reason, inserts[i].hash)
+				return append(args, ts, added[i].digest, vuln.ChangeAdded, reason, added[i].hash)
 			}
-			r := &deletes[i-n]
+			r := &removed[i-n]
 			return append(args, ts, r.digest, vuln.ChangeRemoved, reason, r.f.hash[:])
 		}); err != nil {
 		return fmt.Errorf("record finding changes: %w", err)
@@ -407,38 +422,9 @@ func updateFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) e
 		return nil
 	}
 	if tx.d == dialectPostgres {
-		// One UPDATE joined with arrays: no statement of thousands of parameters to parse and
-		// no speculative insertion per row as an upsert has.
-		cols := make([][]string, 8)
-		hashes := make([][]byte, len(rs))
-		for i, r := range rs {
-			p := &r.f.Package
-			for c, v := range []string{r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.f.FixedVersion, r.f.Severity, p.Ecosystem} {
-				cols[c] = append(cols[c], v)
-			}
-			hashes[i] = r.hash
-		}
-		set, extra, names := `fixed_version = u.fv, hash = u.h`, ``, `img, t, n, v, id, fv, h`
-		args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], hashes}
-		if rekey {
-			ms := make([]string, len(rs))
-			for i, r := range rs {
-				ms[i] = r.f.Package.MatchName
-			}
-			set += `, severity = u.sev, ecosystem = u.eco, match_name = u.mn`
-			extra, names = `, $8::text[], $9::text[], $10::text[]`, names+`, sev, eco, mn`
-			args = append(args, cols[6], cols[7], ms)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE findings f SET `+set+`
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]`+extra+`) AS u(`+names+`)
-			WHERE f.image_digest = u.img AND f.pkg_type = u.t AND f.pkg_name = u.n AND f.pkg_version = u.v AND f.vuln_id = u.id`,
-			args...)
+		n, err := updateFindingsPG(ctx, tx, rs, rekey, false)
 		if err != nil {
-			return fmt.Errorf("update findings: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("update findings: %w", err)
+			return err
 		}
 		if n != int64(len(rs)) {
 			return fmt.Errorf("updated %d findings, expected %d: concurrent change", n, len(rs))
@@ -463,6 +449,54 @@ func updateFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) e
 		return fmt.Errorf("update findings: %w", err)
 	}
 	return nil
+}
+
+// updateFindingsPG sets the content of stored findings rs in one UPDATE joined with arrays (no
+// statement of thousands of parameters to parse, no speculative insertion per row as an upsert
+// has), with checkOld only those still holding their oldHash, and returns how many it updated.
+func updateFindingsPG(ctx context.Context, tx *txw, rs []findingRow, rekey, checkOld bool) (int64, error) {
+	cols := make([][]string, 8)
+	hashes := make([][]byte, len(rs))
+	var olds [][]byte
+	for i, r := range rs {
+		p := &r.f.Package
+		for c, v := range []string{r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.f.FixedVersion, r.f.Severity, p.Ecosystem} {
+			cols[c] = append(cols[c], v)
+		}
+		hashes[i] = r.hash
+		if checkOld {
+			olds = append(olds, r.oldHash)
+		}
+	}
+	set, extra, names, where := `fixed_version = u.fv, hash = u.h`, ``, `img, t, n, v, id, fv, h`, ``
+	args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], hashes}
+	if rekey {
+		ms := make([]string, len(rs))
+		for i, r := range rs {
+			ms[i] = r.f.Package.MatchName
+		}
+		set += `, severity = u.sev, ecosystem = u.eco, match_name = u.mn`
+		extra, names = `, $8::text[], $9::text[], $10::text[]`, names+`, sev, eco, mn`
+		args = append(args, cols[6], cols[7], ms)
+	}
+	if checkOld {
+		args = append(args, olds)
+		extra += `, $` + strconv.Itoa(len(args)) + `::bytea[]`
+		names += `, old`
+		where = ` AND f.hash = u.old`
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE findings f SET `+set+`
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]`+extra+`) AS u(`+names+`)
+		WHERE f.image_digest = u.img AND f.pkg_type = u.t AND f.pkg_name = u.n AND f.pkg_version = u.v AND f.vuln_id = u.id`+where,
+		args...)
+	if err != nil {
+		return 0, fmt.Errorf("update findings: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("update findings: %w", err)
+	}
+	return n, nil
 }
 
 // changesLockKey serializes finding writers on PostgreSQL (migrationLockKey + 2).
@@ -618,22 +652,28 @@ func queryHashes(ctx context.Context, tx *txw, prefix string, hashes [][]byte, s
 
 // deleteFindings deletes refs and returns how many rows went. Their change events need
 // nothing back: the stored hash that loadFindings read is the content they reference.
-func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) (int64, error) {
+// With checkHash, only rows still holding the content refs name are deleted.
+func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef, checkHash bool) (int64, error) {
 	if len(refs) == 0 {
 		return 0, nil
 	}
 	if tx.d == dialectPostgres {
 		// Arrays joined by primary key: PostgreSQL plans a long row-value IN list poorly.
 		cols := make([][]string, 5)
-		for _, r := range refs {
+		hashes := make([][]byte, len(refs))
+		for j, r := range refs {
 			for i, v := range []string{r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID} {
 				cols[i] = append(cols[i], v)
 			}
+			hashes[j] = r.f.hash[:]
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM findings f
-			USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS d(img, t, n, v, id)
-			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id`,
-			cols[0], cols[1], cols[2], cols[3], cols[4])
+		q := `DELETE FROM findings f
+			USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS d(img, t, n, v, id, h)
+			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id`
+		if checkHash {
+			q += ` AND f.hash = d.h`
+		}
+		res, err := tx.ExecContext(ctx, q, cols[0], cols[1], cols[2], cols[3], cols[4], hashes)
 		if err != nil {
 			return 0, fmt.Errorf("delete findings: %w", err)
 		}
@@ -646,7 +686,10 @@ func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) (int6
 	// The image digests come first: alone, the row-value list made SQLite scan every finding
 	// of the store (through an index that covers the key) for each statement; with them it
 	// reads only the findings of those images.
-	const cols = 5
+	cols := 5
+	if checkHash {
+		cols = 6
+	}
 	per := maxParams / (cols + 1)
 	var total int64
 	for start := 0; start < len(refs); start += per {
@@ -660,11 +703,18 @@ func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) (int6
 		q, args := idInQuery(tx.d, `DELETE FROM findings WHERE image_digest IN (`, digests)
 		var b strings.Builder
 		b.WriteString(q)
-		b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
+		if checkHash {
+			b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id, hash) IN (VALUES `)
+		} else {
+			b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
+		}
 		placeholders(tx.d, &b, len(args)+1, len(chunk), cols)
 		b.WriteString(")")
 		for _, r := range chunk {
 			args = append(args, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID)
+			if checkHash {
+				args = append(args, r.f.hash[:])
+			}
 		}
 		res, err := tx.ExecContext(ctx, b.String(), args...)
 		if err != nil {
@@ -748,3 +798,6 @@ func (s *Store) Changes(ctx context.Context, afterID int64, limit int) ([]vuln.C
 	}
 	return out, nil
 }
+
+// Equal says whether e and o are the same content.
+func (e EncodedFinding) Equal(o EncodedFinding) bool { return e.hash == o.hash }

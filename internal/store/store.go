@@ -195,8 +195,10 @@ func parseDSN(s string) (d dialect, driver, conn, sqlitePath string, err error) 
 
 func sqliteConn(path string, cacheKiB int) string {
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
+	// The busy timeout first: switching a new database to WAL takes a lock, and without a
+	// timeout yet a second process opening it at that moment failed at once (SQLITE_BUSY).
 	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	// Statement journals in memory: a multi-row INSERT into several indexes spills its journal

@@ -37,6 +37,13 @@ func ServerDSN() string {
 // ends, and returns its DSN.
 func DSN(t testing.TB) string {
 	t.Helper()
+	return FromTemplate(t, "")
+}
+
+// FromTemplate is DSN with the fresh database a copy of database template ("" = the server's
+// default template). Benchmarks keep their prepared stores as templates (see SaveTemplate).
+func FromTemplate(t testing.TB, template string) string {
+	t.Helper()
 	server := ServerDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -52,7 +59,11 @@ func DSN(t testing.TB) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	name := "crowsnest_t_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("create test database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -103,4 +114,45 @@ func withDatabase(dsn, name string) (string, error) {
 		return u.String(), nil
 	}
 	return "", fmt.Errorf("%s must be a postgres:// URL", EnvDSN)
+}
+
+// TemplateExists says whether database name exists on the test server.
+func TemplateExists(t testing.TB, name string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := connectAdmin(ctx, ServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// SaveTemplate copies the database of dsn (which nobody may be connected to) as database name,
+// replacing an older copy.
+func SaveTemplate(t testing.TB, dsn, name string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	conn, err := connectAdmin(ctx, ServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	id := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+id+" TEMPLATE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()); err != nil {
+		t.Fatalf("save %s as template %s: %v", u.Path, name, err)
+	}
 }
