@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
@@ -193,14 +194,39 @@ func (s *Service) advisoriesOf(ctx context.Context, keys []store.PackageKey) (ma
 // instead of once per image that holds it was most of a re-match's CPU (10k images x 15
 // packages are 20k distinct references in the benchmark; estates built on a few base images
 // share far more).
-type refMatches map[vuln.PackageRef]refMatch
+type refMatches map[vuln.PackageRef]*refMatch
 
 type refMatch struct {
 	findings []vuln.Finding
-	enc      []store.EncodedFinding
+	// enc is the stored form of findings; a re-match that writes deltas encodes only what
+	// changed, and the rest when it has to compare with the stored findings after all.
+	enc []store.EncodedFinding
 	// deltas is how the reference's findings differ from its findings under the advisories
 	// before the change, when those are known.
 	deltas []refDelta
+}
+
+// encoded returns the stored form of rm's findings.
+func (rm *refMatch) encoded() ([]store.EncodedFinding, error) {
+	if rm.enc == nil && len(rm.findings) > 0 {
+		enc, err := encodeAll(rm.findings)
+		if err != nil {
+			return nil, err
+		}
+		rm.enc = enc
+	}
+	return rm.enc, nil
+}
+
+func encodeAll(fs []vuln.Finding) ([]store.EncodedFinding, error) {
+	enc := make([]store.EncodedFinding, len(fs))
+	for j := range fs {
+		var err error
+		if enc[j], err = store.EncodeFinding(&fs[j]); err != nil {
+			return nil, err
+		}
+	}
+	return enc, nil
 }
 
 // refDelta is a finding that appeared (old nil), disappeared (new nil) or changed content.
@@ -209,43 +235,52 @@ type refDelta struct {
 	oldEnc, newEnc *store.EncodedFinding
 }
 
-// matchEncoded matches r alone against src and encodes the findings.
-func matchEncoded(ctx context.Context, src match.AdvisorySource, r vuln.PackageRef) ([]vuln.Finding, []store.EncodedFinding, error) {
-	fs, err := match.MatchPackages(ctx, src, []vuln.PackageRef{r})
-	if err != nil {
-		return nil, nil, fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
-	}
-	enc := make([]store.EncodedFinding, len(fs))
-	for j := range fs {
-		if enc[j], err = store.EncodeFinding(&fs[j]); err != nil {
-			return nil, nil, err
-		}
-	}
-	return fs, enc, nil
-}
-
 // diffFindings pairs the findings of one package reference by vulnerability (a reference has at
-// most one finding per vulnerability) and returns those that differ.
-func diffFindings(oldF []vuln.Finding, oldEnc []store.EncodedFinding, newF []vuln.Finding, newEnc []store.EncodedFinding) []refDelta {
+// most one finding per vulnerability) and returns those that differ, encoded. Most findings of
+// a changed key are those of its unchanged advisories: they are compared, not encoded.
+func diffFindings(oldF, newF []vuln.Finding) ([]refDelta, error) {
 	var out []refDelta
+	encode := func(f *vuln.Finding) (*store.EncodedFinding, error) {
+		e, err := store.EncodeFinding(f)
+		return &e, err
+	}
 	paired := make([]bool, len(oldF))
 	for i := range newF {
-		j := slices.IndexFunc(oldF, func(f vuln.Finding) bool { return f.VulnerabilityID == newF[i].VulnerabilityID })
-		if j < 0 {
-			out = append(out, refDelta{new: &newF[i], newEnc: &newEnc[i]})
-			continue
+		nf := &newF[i]
+		j := slices.IndexFunc(oldF, func(f vuln.Finding) bool { return f.VulnerabilityID == nf.VulnerabilityID })
+		if j >= 0 {
+			paired[j] = true
+			if reflect.DeepEqual(oldF[j], *nf) {
+				continue
+			}
 		}
-		paired[j] = true
-		if !oldEnc[j].Equal(newEnc[i]) {
-			out = append(out, refDelta{old: &oldF[j], oldEnc: &oldEnc[j], new: &newF[i], newEnc: &newEnc[i]})
+		ne, err := encode(nf)
+		if err != nil {
+			return nil, err
 		}
+		d := refDelta{new: nf, newEnc: ne}
+		if j >= 0 {
+			oe, err := encode(&oldF[j])
+			if err != nil {
+				return nil, err
+			}
+			if oe.Equal(*ne) {
+				continue
+			}
+			d.old, d.oldEnc = &oldF[j], oe
+		}
+		out = append(out, d)
 	}
 	for j := range oldF {
 		if !paired[j] {
-			out = append(out, refDelta{old: &oldF[j], oldEnc: &oldEnc[j]})
+			oe, err := encode(&oldF[j])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, refDelta{old: &oldF[j], oldEnc: oe})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // refMatcher matches package references on every core as they are handed to it (add, from one
@@ -284,24 +319,29 @@ func (m *refMatcher) start() {
 			if srcErr != nil && w == 0 {
 				m.errs[w] = srcErr
 			}
+			var matcher match.Matcher
 			// After an error the worker only drains, so that add never blocks.
 			for r := range m.refs {
 				if srcErr != nil || m.errs[w] != nil {
 					continue
 				}
-				fs, enc, err := matchEncoded(m.ctx, src, r)
+				fs, err := matcher.MatchPackages(m.ctx, src, []vuln.PackageRef{r})
 				if err != nil {
-					m.errs[w] = err
+					m.errs[w] = fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
 					continue
 				}
-				rm := refMatch{findings: fs, enc: enc}
-				if m.before != nil {
-					ofs, oenc, err := matchEncoded(m.ctx, m.before, r)
-					if err != nil {
-						m.errs[w] = err
-						continue
+				rm := &refMatch{findings: fs}
+				if m.before == nil {
+					rm.enc, err = encodeAll(fs)
+				} else {
+					var old []vuln.Finding
+					if old, err = matcher.MatchPackages(m.ctx, m.before, []vuln.PackageRef{r}); err == nil {
+						rm.deltas, err = diffFindings(old, fs)
 					}
-					rm.deltas = diffFindings(ofs, oenc, fs, enc)
+				}
+				if err != nil {
+					m.errs[w] = fmt.Errorf("match %s %s: %w", r.Name, r.Version, err)
+					continue
 				}
 				m.results[w][r] = rm
 			}
@@ -353,7 +393,7 @@ func matchRefs(ctx context.Context, src match.AdvisorySource, byImage map[string
 // returns for refs, from the per-reference results (the same packages: a package found in
 // several places is one, the first of each type, name, version and key; in the same stable
 // order), with their stored form.
-func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.PackageRef) store.FindingsUpdate {
+func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.PackageRef) (store.FindingsUpdate, error) {
 	type item struct {
 		f *vuln.Finding
 		e *store.EncodedFinding
@@ -361,8 +401,15 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 	var items []item
 	for _, r := range distinctRefs(refs) {
 		rm := m[r]
+		if rm == nil {
+			continue
+		}
+		enc, err := rm.encoded()
+		if err != nil {
+			return store.FindingsUpdate{}, fmt.Errorf("image %s: %w", digest, err)
+		}
 		for i := range rm.findings {
-			items = append(items, item{&rm.findings[i], &rm.enc[i]})
+			items = append(items, item{&rm.findings[i], &enc[i]})
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return match.FindingLess(items[i].f, items[j].f) })
@@ -374,7 +421,7 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 			u.Findings[i], u.Encoded[i] = *it.f, *it.e
 		}
 	}
-	return u
+	return u, nil
 }
 
 // distinctRefs returns the matchable references of refs, the first of each type, name,
@@ -400,15 +447,23 @@ func distinctRefs(refs []vuln.PackageRef) []vuln.PackageRef {
 // deltas appends the finding deltas of an image holding refs to out.
 func (m refMatches) deltas(digest string, refs []vuln.PackageRef, out []store.FindingDelta) []store.FindingDelta {
 	for _, r := range distinctRefs(refs) {
-		for _, d := range m[r].deltas {
+		rm := m[r]
+		if rm == nil {
+			continue
+		}
+		for _, d := range rm.deltas {
 			out = append(out, store.FindingDelta{Digest: digest, Old: d.old, New: d.new, OldEnc: d.oldEnc, NewEnc: d.newEnc})
 		}
 	}
 	return out
 }
 
-// rematchBatch bounds how many images one findings transaction covers.
-const rematchBatch = 2500
+// rematchBatch bounds how many images one findings transaction covers when the re-match compares
+// with the stored findings; deltaBatch how many deltas one covers otherwise.
+const (
+	rematchBatch = 2500
+	deltaBatch   = 100_000
+)
 
 // Rematch recomputes, for every stored image holding a package with one of keys, the findings of
 // those packages, compares them with the stored ones, and records what changed. It reads the
@@ -451,39 +506,59 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 	}
 	sort.Strings(digests)
 	now := s.now()
-	replace := func(chunk []string) (store.ChangeSummary, error) {
-		updates := make([]store.FindingsUpdate, len(chunk))
-		for i, d := range chunk {
-			updates[i] = matched.update(d, keys, byImage[d])
-		}
-		return s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
-	}
-	apply := func(chunk []string) (store.ChangeSummary, error) {
-		if before == nil {
-			return replace(chunk)
-		}
-		var deltas []store.FindingDelta
-		for _, d := range chunk {
-			deltas = matched.deltas(d, byImage[d], deltas)
-		}
-		sum, err := s.Store.ApplyFindingDeltas(ctx, deltas, ReasonAdvisoryUpdate, now)
-		if err == nil || ctx.Err() != nil {
-			return sum, err
-		}
-		// Whatever went wrong was rolled back: the findings as they are decide.
-		s.log().Warn("re-match: stored findings are not what the advisories before the change give; comparing with them instead",
-			"images", len(chunk), "err", err)
-		return replace(chunk)
-	}
-	for start := 0; start < len(digests); start += rematchBatch {
-		sum, err := apply(digests[start:min(start+rematchBatch, len(digests))])
-		if err != nil {
-			return total, err
-		}
+	add := func(sum store.ChangeSummary) {
 		total.ImagesGained += sum.ImagesGained
 		total.ImagesLost += sum.ImagesLost
 		total.Added += sum.Added
 		total.Removed += sum.Removed
+	}
+	// replace compares the images' new findings with the stored ones, rematchBatch images a
+	// transaction.
+	replace := func(images []string) error {
+		for start := 0; start < len(images); start += rematchBatch {
+			chunk := images[start:min(start+rematchBatch, len(images))]
+			updates := make([]store.FindingsUpdate, len(chunk))
+			for i, d := range chunk {
+				var err error
+				if updates[i], err = matched.update(d, keys, byImage[d]); err != nil {
+					return err
+				}
+			}
+			sum, err := s.Store.ReplaceFindingsBatch(ctx, updates, ReasonAdvisoryUpdate, now)
+			if err != nil {
+				return err
+			}
+			add(sum)
+		}
+		return nil
+	}
+	if before == nil {
+		return total, replace(digests)
+	}
+	// Deltas are few per image: a transaction carries up to deltaBatch of them (each commit
+	// rewrites the index pages it touched, so fewer and larger is cheaper).
+	for start := 0; start < len(digests); {
+		var deltas []store.FindingDelta
+		end := start
+		for ; end < len(digests) && len(deltas) < deltaBatch; end++ {
+			deltas = matched.deltas(digests[end], byImage[digests[end]], deltas)
+		}
+		images := digests[start:end]
+		start = end
+		sum, err := s.Store.ApplyFindingDeltas(ctx, deltas, ReasonAdvisoryUpdate, now)
+		if err == nil {
+			add(sum)
+			continue
+		}
+		if ctx.Err() != nil {
+			return total, err
+		}
+		// Whatever went wrong was rolled back: the findings as they are decide.
+		s.log().Warn("re-match: stored findings are not what the advisories before the change give; comparing with them instead",
+			"images", len(images), "err", err)
+		if err := replace(images); err != nil {
+			return total, err
+		}
 	}
 	return total, nil
 }

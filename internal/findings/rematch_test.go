@@ -109,7 +109,10 @@ func TestPerReferenceMatchesEqualPerImageMatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := m.update(d, nil, refs)
+		u, err := m.update(d, nil, refs)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !reflect.DeepEqual(u.Findings, want) {
 			t.Fatalf("image %s: per-reference findings\n%+v\nwant\n%+v", d, u.Findings, want)
 		}

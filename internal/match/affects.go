@@ -53,6 +53,14 @@ func Evaluate(a *vuln.Affected, version string) (Verdict, error) {
 // matching.
 type versionCache map[string]map[string]parsed
 
+func (c versionCache) size() int {
+	n := 0
+	for _, m := range c {
+		n += len(m)
+	}
+	return n
+}
+
 type parsed struct {
 	v   semantic.Version
 	err error

@@ -58,7 +58,7 @@ func MatchSBOM(ctx context.Context, src AdvisorySource, s *sbom.SBOM) ([]vuln.Fi
 		}
 		warnings = append(warnings, fmt.Sprintf("%d OS packages not matched: no OSV advisory ecosystem for %s", osMissed, osName))
 	}
-	findings, w, err := matchRefs(ctx, src, refs)
+	findings, w, err := matchRefs(ctx, src, refs, versionCache{})
 	return findings, append(warnings, w...), err
 }
 
@@ -76,11 +76,28 @@ func MatchSBOM(ctx context.Context, src AdvisorySource, s *sbom.SBOM) ([]vuln.Fi
 // per-CVE findings when each of its CVEs has one, and a finding of its own otherwise. The
 // rating is the kept record's, or the highest of the merged records when it has none.
 func MatchPackages(ctx context.Context, src AdvisorySource, pkgs []vuln.PackageRef) ([]vuln.Finding, error) {
-	findings, _, err := matchRefs(ctx, src, pkgs)
+	findings, _, err := matchRefs(ctx, src, pkgs, versionCache{})
 	return findings, err
 }
 
-func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef) ([]vuln.Finding, []string, error) {
+// Matcher is MatchPackages for many calls in a row (a re-match matches each distinct package on
+// its own, twice): it keeps the versions it parsed, which most calls share (every package of a
+// key meets the same range events). Not safe for concurrent use.
+type Matcher struct{ cache versionCache }
+
+// maxCachedVersions bounds a Matcher's memory.
+const maxCachedVersions = 100_000
+
+// MatchPackages is the package function MatchPackages.
+func (m *Matcher) MatchPackages(ctx context.Context, src AdvisorySource, pkgs []vuln.PackageRef) ([]vuln.Finding, error) {
+	if m.cache == nil || m.cache.size() > maxCachedVersions {
+		m.cache = versionCache{}
+	}
+	findings, _, err := matchRefs(ctx, src, pkgs, m.cache)
+	return findings, err
+}
+
+func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef, cache versionCache) ([]vuln.Finding, []string, error) {
 	// The same package found in several places is one package for findings.
 	type refID struct{ typ, name, version, eco, matchName string }
 	seen := make(map[refID]bool, len(refs))
@@ -118,7 +135,6 @@ func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef) 
 	var (
 		findings []vuln.Finding
 		warns    warnings
-		cache    = versionCache{}
 	)
 	for i := range uniq {
 		if i%64 == 0 {

@@ -69,6 +69,9 @@ func (s *Store) ApplyFindingDeltas(ctx context.Context, deltas []FindingDelta, r
 	sum.Added, sum.Removed, sum.ImagesGained, sum.ImagesLost = len(adds), len(removes), len(gained), len(lost)
 	// In key order: neighbouring statements touch neighbouring pages.
 	slices.SortFunc(adds, compareRows)
+	slices.SortFunc(removes, func(a, b storedFindingRef) int {
+		return cmpStrings(a.digest, b.digest, a.f.id.typ, b.f.id.typ, a.f.id.name, b.f.id.name, a.f.id.version, b.f.id.version, a.f.id.vulnID, b.f.id.vulnID)
+	})
 	slices.SortFunc(updates, compareRows)
 	slices.SortFunc(reseverity, compareRows)
 	err := s.write(ctx, func(tx *txw) error {
@@ -84,7 +87,7 @@ func (s *Store) ApplyFindingDeltas(ctx context.Context, deltas []FindingDelta, r
 		if err := putFindingData(ctx, tx, content); err != nil {
 			return err
 		}
-		n, err := deleteFindings(ctx, tx, removes, true)
+		n, err := deleteChecked(ctx, tx, removes)
 		if err != nil {
 			return err
 		}
@@ -166,6 +169,37 @@ func rewriteFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) 
 		n, err := res.RowsAffected()
 		if err != nil {
 			return total, fmt.Errorf("update findings: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// deleteChecked deletes the stored findings refs that still hold the content refs name and
+// returns how many it deleted.
+func deleteChecked(ctx context.Context, tx *txw, refs []storedFindingRef) (int64, error) {
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	if tx.d == dialectPostgres {
+		return deleteFindings(ctx, tx, refs, true)
+	}
+	// One prepared single-row DELETE per finding, a primary-key seek each: a multi-row one
+	// read every finding of the images it names to test each against its list.
+	st, err := tx.stmt(ctx, `DELETE FROM findings WHERE image_digest = ? AND pkg_type = ? AND pkg_name = ?
+		AND pkg_version = ? AND vuln_id = ? AND hash = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("delete findings: %w", err)
+	}
+	var total int64
+	for _, r := range refs {
+		res, err := st.ExecContext(ctx, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID, r.f.hash[:])
+		if err != nil {
+			return total, fmt.Errorf("delete findings: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("delete findings: %w", err)
 		}
 		total += n
 	}
