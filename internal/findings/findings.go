@@ -484,10 +484,14 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 	// The packages are matched on the other cores while they are read.
 	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) })
 	matcher.before = before
+	sets := map[string][]vuln.PackageRef{}
 	byImage := map[string][]vuln.PackageRef{}
-	err := s.Store.PackagesWithKeys(ctx, keys, func(p store.StoredPackage) error {
-		byImage[p.ImageDigest] = append(byImage[p.ImageDigest], p.Package)
-		matcher.add(p.Package)
+	err := s.Store.PackageSetsWithKeys(ctx, keys, func(set string, p vuln.PackageRef) error {
+		sets[set] = append(sets[set], p)
+		matcher.add(p)
+		return nil
+	}, func(set, digest string) error {
+		byImage[digest] = append(byImage[digest], sets[set]...)
 		return nil
 	})
 	matched, merr := matcher.wait()

@@ -47,6 +47,9 @@ type Import struct {
 	changed    map[PackageKey]struct{}
 	// touched are the ids replaced or removed, dropped from the decoded-advisory cache at Commit.
 	touched []string
+	// counts is how the import changes each source's advisory count: kept as it goes, since
+	// counting a source's records at the end read all of them (300 ms on PostgreSQL for 200k).
+	counts map[string]int
 	res     ImportResult
 	err     error // the first write error; the import can then only be rolled back
 	// prepared: everything is written, only the commit remains (Put and Withdraw refuse).
@@ -88,7 +91,7 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)
 	}
 	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full,
-		pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}}
+		pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}, counts: map[string]int{}}
 	if s.dialect == dialectPostgres {
 		// Imports from several replicas run one at a time, each seeing the previous one's
 		// result (SQLite's write lock does this there).
@@ -260,6 +263,7 @@ func (im *Import) writePending() error {
 		case p.withdraw:
 			if existed {
 				withdrawn = append(withdrawn, p.id)
+				im.counts[old.source]--
 			}
 			continue
 		case existed && old.source == im.source && bytes.Equal(old.hash, p.hash[:]):
@@ -268,8 +272,13 @@ func (im *Import) writePending() error {
 		case existed:
 			im.res.Updated++
 			replaced = append(replaced, p.id)
+			if old.source != im.source {
+				im.counts[old.source]--
+				im.counts[im.source]++
+			}
 		default:
 			im.res.Added++
+			im.counts[im.source]++
 		}
 		for _, k := range p.keys {
 			im.changed[k] = struct{}{}
@@ -443,15 +452,21 @@ func (im *Import) prepare() error {
 		if err := im.deleteAdvisories(gone); err != nil {
 			return fmt.Errorf("import %s: %w", im.source, err)
 		}
+		im.counts[im.source] -= len(gone)
 	}
-	var count int
-	if err := im.tx.tx.QueryRowContext(im.ctx, `SELECT count(*) FROM advisories WHERE source = $1`, im.source).Scan(&count); err != nil {
-		return fmt.Errorf("import %s: count advisories: %w", im.source, err)
+	for src, delta := range im.counts {
+		if src == im.source || delta == 0 {
+			continue
+		}
+		if _, err := im.tx.ExecContext(im.ctx, `UPDATE sources SET advisory_count = advisory_count + $2 WHERE name = $1`, src, delta); err != nil {
+			return fmt.Errorf("import %s: count the advisories of %s: %w", im.source, src, err)
+		}
 	}
 	if _, err := im.tx.ExecContext(im.ctx, `INSERT INTO sources (name, url, etag, last_modified, imported_at, advisory_count, error)
 		VALUES ($1, '', '', '', $2, $3, '')
-		ON CONFLICT (name) DO UPDATE SET imported_at = excluded.imported_at, advisory_count = excluded.advisory_count, error = ''`,
-		im.source, time.Now().UnixNano(), count); err != nil {
+		ON CONFLICT (name) DO UPDATE SET imported_at = excluded.imported_at,
+			advisory_count = sources.advisory_count + excluded.advisory_count, error = ''`,
+		im.source, time.Now().UnixNano(), im.counts[im.source]); err != nil {
 		return fmt.Errorf("import %s: record source: %w", im.source, err)
 	}
 	if err := bumpAdvisoryGeneration(im.ctx, im.tx); err != nil {

@@ -272,88 +272,107 @@ func scanPackages(rows *sql.Rows, fn func(StoredPackage) error) error {
 const keyBatch = 500
 
 // PackagesWithKeys calls fn for every stored package whose match key is in keys, across all
-// images: the images to re-match after those keys' advisories changed. The query's rows stay
-// open while fn runs, so fn should be quick (collect, then match and write).
+// images: the images to re-match after those keys' advisories changed.
 func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func(StoredPackage) error) error {
-	keys = uniqueKeys(keys)
-	if s.dialect == dialectPostgres {
-		es, ns := splitKeys(keys)
-		rows, err := s.db.QueryContext(ctx, `SELECT i.image_digest, p.type, p.name, p.version, p.purl, p.ecosystem, p.match_name
-			FROM unnest($1::text[], $2::text[]) AS k(e, n)
-			JOIN set_packages p ON p.ecosystem = k.e AND p.match_name = k.n
-			JOIN image_sets i ON i.set_id = p.set_id`, es, ns)
-		if err != nil {
-			return fmt.Errorf("packages by key: %w", err)
-		}
-		if err := scanPackages(rows, fn); err != nil {
-			return fmt.Errorf("packages by key: %w", err)
+	sets := map[string][]vuln.PackageRef{}
+	return s.PackageSetsWithKeys(ctx, keys, func(set string, p vuln.PackageRef) error {
+		sets[set] = append(sets[set], p)
+		return nil
+	}, func(set, digest string) error {
+		for _, p := range sets[set] {
+			if err := fn(StoredPackage{ImageDigest: digest, Package: p}); err != nil {
+				return err
+			}
 		}
 		return nil
-	}
-	// The packages of the keys first, by set (key-clustered reads), then the images of those
-	// sets: joining the image of every package row cost an index seek per row (a third of the
-	// read), where sets are far fewer than their packages.
-	type set struct {
-		id   string
-		pkgs []vuln.PackageRef
-	}
-	var sets []*set
-	byID := map[string]*set{}
-	for start := 0; start < len(keys); start += keyBatch {
-		chunk := keys[start:min(len(keys), start+keyBatch)]
-		q, args := keyInQuery(s.dialect, `SELECT set_id, type, name, version, purl, ecosystem, match_name
-			FROM set_packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
-		rows, err := s.db.QueryContext(ctx, q+")", args...)
-		if err != nil {
-			return fmt.Errorf("packages by key: %w", err)
-		}
+	})
+}
+
+// PackageSetsWithKeys reads the stored packages whose match key is in keys by package set,
+// handing each to pkg, then the images holding those sets, handing each (set, image) to image.
+// Sets are far fewer than their packages' rows across images, and a re-match can start
+// matching packages before it knows their images.
+func (s *Store) PackageSetsWithKeys(ctx context.Context, keys []PackageKey, pkg func(set string, p vuln.PackageRef) error, image func(set, digest string) error) error {
+	keys = uniqueKeys(keys)
+	var sets []string
+	seen := map[string]bool{}
+	scanSets := func(rows *sql.Rows) error {
+		defer rows.Close()
 		var id sql.RawBytes
 		for rows.Next() {
 			var r vuln.PackageRef
 			if err := rows.Scan(&id, &r.Type, &r.Name, &r.Version, &r.PURL, &r.Ecosystem, &r.MatchName); err != nil {
-				rows.Close()
-				return fmt.Errorf("packages by key: %w", err)
+				return err
 			}
-			st := byID[string(id)]
-			if st == nil {
-				st = &set{id: string(id)}
-				byID[st.id] = st
-				sets = append(sets, st)
+			set := string(id)
+			if !seen[set] {
+				seen[set] = true
+				sets = append(sets, set)
 			}
-			st.pkgs = append(st.pkgs, r)
+			if err := pkg(set, r); err != nil {
+				return err
+			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+	const cols = `set_id, type, name, version, purl, ecosystem, match_name`
+	if s.dialect == dialectPostgres {
+		es, ns := splitKeys(keys)
+		rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			JOIN set_packages p ON p.ecosystem = k.e AND p.match_name = k.n`, es, ns)
+		if err != nil {
 			return fmt.Errorf("packages by key: %w", err)
 		}
+		if err := scanSets(rows); err != nil {
+			return fmt.Errorf("packages by key: %w", err)
+		}
+	} else {
+		for start := 0; start < len(keys); start += keyBatch {
+			chunk := keys[start:min(len(keys), start+keyBatch)]
+			q, args := keyInQuery(s.dialect, `SELECT `+cols+` FROM set_packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
+			rows, err := s.db.QueryContext(ctx, q+")", args...)
+			if err != nil {
+				return fmt.Errorf("packages by key: %w", err)
+			}
+			if err := scanSets(rows); err != nil {
+				return fmt.Errorf("packages by key: %w", err)
+			}
+		}
+	}
+	scanImages := func(rows *sql.Rows) error {
+		defer rows.Close()
+		var set sql.RawBytes
+		var digest string
+		for rows.Next() {
+			if err := rows.Scan(&set, &digest); err != nil {
+				return err
+			}
+			if err := image(string(set), digest); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	if s.dialect == dialectPostgres {
+		if len(sets) == 0 {
+			return nil
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT set_id, image_digest FROM image_sets WHERE set_id = ANY($1::text[])`, sets)
+		if err != nil {
+			return fmt.Errorf("images of package sets: %w", err)
+		}
+		if err := scanImages(rows); err != nil {
+			return fmt.Errorf("images of package sets: %w", err)
+		}
+		return nil
 	}
 	for start := 0; start < len(sets); start += maxParams {
-		chunk := sets[start:min(len(sets), start+maxParams)]
-		ids := make([]string, len(chunk))
-		for i, st := range chunk {
-			ids[i] = st.id
-		}
-		q, args := idInQuery(s.dialect, `SELECT set_id, image_digest FROM image_sets WHERE set_id IN (`, ids)
+		q, args := idInQuery(s.dialect, `SELECT set_id, image_digest FROM image_sets WHERE set_id IN (`, sets[start:min(len(sets), start+maxParams)])
 		rows, err := s.db.QueryContext(ctx, q+")", args...)
 		if err != nil {
 			return fmt.Errorf("images of package sets: %w", err)
 		}
-		var id sql.RawBytes
-		var digest string
-		for rows.Next() {
-			if err := rows.Scan(&id, &digest); err != nil {
-				rows.Close()
-				return fmt.Errorf("images of package sets: %w", err)
-			}
-			for _, p := range byID[string(id)].pkgs {
-				if err := fn(StoredPackage{ImageDigest: digest, Package: p}); err != nil {
-					rows.Close()
-					return err
-				}
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := scanImages(rows); err != nil {
 			return fmt.Errorf("images of package sets: %w", err)
 		}
 	}

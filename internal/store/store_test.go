@@ -814,3 +814,51 @@ func TestLockKeyIsSharedAcrossConnections(t *testing.T) {
 	}
 	again()
 }
+
+// Each source's advisory count follows its records through imports that add, move (a record
+// another source now provides), withdraw and, for full imports, drop them.
+func TestSourceCountsFollowRecords(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		s := open(t, dsn)
+		ctx := context.Background()
+		check := func(step string) {
+			t.Helper()
+			for _, name := range []string{"osv:a", "osv:b"} {
+				var want int
+				if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM advisories WHERE source = $1`, name).Scan(&want); err != nil {
+					t.Fatal(err)
+				}
+				src, err := s.Source(ctx, name)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					t.Fatal(err)
+				}
+				if src.Advisories != want {
+					t.Fatalf("%s: %s counts %d advisories, holds %d", step, name, src.Advisories, want)
+				}
+			}
+		}
+		importAll(t, s, "osv:a", false, advisory("DSA-1", keyOpenSSL), advisory("DSA-2", keyCurl), advisory("DSA-3", keyZlib))
+		check("first import")
+		moved := advisory("DSA-2", keyCurl)
+		moved.Summary = "now from b"
+		importAll(t, s, "osv:b", false, moved, advisory("DSA-4", keyZlib))
+		check("a record moved to another source")
+		im, err := s.BeginImport(ctx, "osv:b", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"DSA-1", "DSA-9"} {
+			if err := im.Withdraw(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := im.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		check("withdrawn through another source")
+		importAll(t, s, "osv:b", true, advisory("DSA-4", keyZlib))
+		check("full import")
+		importAll(t, s, "osv:a", true)
+		check("empty full import")
+	})
+}
