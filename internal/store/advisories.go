@@ -50,8 +50,8 @@ type Import struct {
 	// counts is how the import changes each source's advisory count: kept as it goes, since
 	// counting a source's records at the end read all of them (300 ms on PostgreSQL for 200k).
 	counts map[string]int
-	res     ImportResult
-	err     error // the first write error; the import can then only be rolled back
+	res    ImportResult
+	err    error // the first write error; the import can then only be rolled back
 	// prepared: everything is written, only the commit remains (Put and Withdraw refuse).
 	prepared bool
 	done     bool
