@@ -42,6 +42,21 @@ func (g *globals) openService(ctx context.Context) (*findings.Service, func(), e
 	return &findings.Service{Store: st, Log: log}, func() { st.Close() }, nil
 }
 
+// openImportingService is openService for the commands that import advisories or index images
+// (db import and update, watch, serve): it first finishes any re-match an earlier process was
+// stopped in, so that no image keeps findings of advisories that have changed.
+func (g *globals) openImportingService(ctx context.Context) (*findings.Service, func(), error) {
+	svc, closeFn, err := g.openService(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := svc.ResumeRematches(ctx); err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return svc, closeFn, nil
+}
+
 func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
@@ -65,7 +80,7 @@ advisories it no longer holds are removed. Stored images affected by the changes
   crowsnest db import https://mirror.example/osv/Alpine/all.zip`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, closeFn, err := g.openService(cmd.Context())
+			svc, closeFn, err := g.openImportingService(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -138,7 +153,7 @@ images use. Requests are conditional: an unchanged source costs one request and 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			svc, closeFn, err := g.openService(ctx)
+			svc, closeFn, err := g.openImportingService(ctx)
 			if err != nil {
 				return err
 			}

@@ -49,7 +49,7 @@ queue's elected leader.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			svc, closeStore, err := g.openService(ctx)
+			svc, closeStore, err := g.openImportingService(ctx)
 			if err != nil {
 				return err
 			}

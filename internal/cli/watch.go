@@ -156,7 +156,7 @@ func (g *globals) runWatch(ctx context.Context, f *watchFlags) error {
 	if err != nil {
 		return err
 	}
-	svc, closeFn, err := g.openService(ctx)
+	svc, closeFn, err := g.openImportingService(ctx)
 	if err != nil {
 		return err
 	}

@@ -158,9 +158,38 @@ func (s *Service) Import(ctx context.Context, path, source string, full bool) (I
 	}
 	rep.Changes, err = s.rematch(ctx, rep.Import.ChangedKeys, before)
 	if err != nil {
-		return rep, fmt.Errorf("re-match after importing %s: %w", path, err)
+		return rep, fmt.Errorf("re-match after importing %s: %w (the advisories are stored; the next start re-matches)", path, err)
+	}
+	if err := s.Store.FinishRematch(ctx, rep.Import.ID); err != nil {
+		return rep, err
 	}
 	return rep, nil
+}
+
+// ResumeRematches re-matches the keys of every import whose re-match did not finish (the process
+// stopped in between), comparing with the stored findings since the advisories before those
+// imports are gone. Commands that import or serve call it when they start.
+func (s *Service) ResumeRematches(ctx context.Context) (store.ChangeSummary, error) {
+	var total store.ChangeSummary
+	pending, err := s.Store.PendingRematches(ctx)
+	if err != nil {
+		return total, err
+	}
+	for id, keys := range pending {
+		s.log().Info("re-matching after an interrupted advisory import", "import", id, "keys", len(keys))
+		sum, err := s.Rematch(ctx, keys)
+		if err != nil {
+			return total, fmt.Errorf("resume the re-match of import %s: %w", id, err)
+		}
+		if err := s.Store.FinishRematch(ctx, id); err != nil {
+			return total, err
+		}
+		total.ImagesGained += sum.ImagesGained
+		total.ImagesLost += sum.ImagesLost
+		total.Added += sum.Added
+		total.Removed += sum.Removed
+	}
+	return total, nil
 }
 
 // advisoriesOf returns the stored advisories of keys as an in-memory source: every image of a

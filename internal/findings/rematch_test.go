@@ -208,6 +208,45 @@ func TestRematchDeltasKeepFindingsExact(t *testing.T) {
 			if strings.Contains(logs.String(), "comparing with them instead") {
 				t.Fatalf("a consistent store fell back to comparing:\n%s", logs.String())
 			}
+			if pending, err := st.PendingRematches(ctx); err != nil || len(pending) != 0 {
+				t.Fatalf("finished imports left re-matches pending: %v %v", pending, err)
+			}
+
+			// The process stops between an import's commit and its re-match: the advisories
+			// are stored, the findings are not written. The next start re-matches.
+			imp, err := st.BeginImport(ctx, "bench", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := advisory.Walk(ctx, archive(2, third), func(a *vuln.Advisory) error {
+				a.Source = "bench"
+				return imp.Put(a)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := imp.Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending, err := st.PendingRematches(ctx)
+			if err != nil || !reflect.DeepEqual(pending, map[string][]store.PackageKey{res.ID: res.ChangedKeys}) {
+				t.Fatalf("pending after an interrupted import: %v %v (want the %d changed keys of %s)", pending, err, len(res.ChangedKeys), res.ID)
+			}
+			sum, err := svc.ResumeRematches(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Added+sum.Removed == 0 {
+				t.Fatalf("resuming changed nothing: %+v", sum)
+			}
+			check("after resuming an interrupted re-match")
+			if pending, err := st.PendingRematches(ctx); err != nil || len(pending) != 0 {
+				t.Fatalf("resumed re-matches still pending: %v %v", pending, err)
+			}
+			if _, err := svc.Import(ctx, archive(1, third), "bench", false); err != nil {
+				t.Fatal(err)
+			}
+			check("round after resuming")
 
 			// A finding the next import rewrites goes missing behind the re-match's back: the
 			// deltas do not apply, and the re-match must compare with what is stored.

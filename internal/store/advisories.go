@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -19,6 +21,8 @@ import (
 
 // ImportResult counts what an advisory import changed.
 type ImportResult struct {
+	// ID names the import's pending re-match (see FinishRematch).
+	ID string
 	Added, Updated, Unchanged, Removed int
 	// ChangedKeys are the affected package keys of every added, updated or removed advisory,
 	// before and after the change, sorted: the packages to re-match.
@@ -35,6 +39,7 @@ type Import struct {
 	unlock func()
 	source string
 	full   bool
+	id     string
 	// seen holds the ids of every record Put or withdrawn, for a full import's deletions.
 	seen map[string]struct{}
 	// pending are records waiting for the next batch. Whether a record is stored already, and
@@ -90,7 +95,13 @@ func (s *Store) BeginImport(ctx context.Context, source string, full bool) (*Imp
 		unlock()
 		return nil, fmt.Errorf("begin import of %s: %w", source, err)
 	}
-	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full,
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		_ = tx.Rollback()
+		unlock()
+		return nil, fmt.Errorf("begin import of %s: %w", source, err)
+	}
+	im := &Import{s: s, ctx: ctx, tx: newTxw(tx, s.dialect), unlock: unlock, source: source, full: full, id: hex.EncodeToString(id),
 		pendingIDs: map[string]struct{}{}, seen: map[string]struct{}{}, changed: map[PackageKey]struct{}{}, counts: map[string]int{}}
 	if s.dialect == dialectPostgres {
 		// Imports from several replicas run one at a time, each seeing the previous one's
@@ -412,6 +423,7 @@ func (im *Import) Prepare() (ImportResult, error) {
 
 func (im *Import) result() ImportResult {
 	res := im.res
+	res.ID = im.id
 	res.ChangedKeys = nil
 	for k := range im.changed {
 		res.ChangedKeys = append(res.ChangedKeys, k)
@@ -472,7 +484,45 @@ func (im *Import) prepare() error {
 	if err := bumpAdvisoryGeneration(im.ctx, im.tx); err != nil {
 		return fmt.Errorf("import %s: record the change: %w", im.source, err)
 	}
+	keys := im.result().ChangedKeys
+	if err := insertRows(im.ctx, im.tx, `INSERT INTO rematch_pending (import_id, ecosystem, match_name) VALUES `, 3, len(keys),
+		func(i int, args []any) []any { return append(args, im.id, keys[i].Ecosystem, keys[i].Name) }); err != nil {
+		return fmt.Errorf("import %s: record the keys to re-match: %w", im.source, err)
+	}
 	return nil
+}
+
+// FinishRematch records that the re-match of import id's changed keys is written.
+func (s *Store) FinishRematch(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *txw) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM rematch_pending WHERE import_id = $1`, id); err != nil {
+			return fmt.Errorf("finish the re-match of import %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// PendingRematches returns the changed keys of each import whose re-match was not finished, by
+// import id.
+func (s *Store) PendingRematches(ctx context.Context) (map[string][]PackageKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT import_id, ecosystem, match_name FROM rematch_pending ORDER BY import_id, ecosystem, match_name`)
+	if err != nil {
+		return nil, fmt.Errorf("pending re-matches: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]PackageKey{}
+	for rows.Next() {
+		var id string
+		var k PackageKey
+		if err := rows.Scan(&id, &k.Ecosystem, &k.Name); err != nil {
+			return nil, fmt.Errorf("pending re-matches: %w", err)
+		}
+		out[id] = append(out[id], k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending re-matches: %w", err)
+	}
+	return out, nil
 }
 
 func compareKeys(a, b PackageKey) int {
