@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +22,7 @@ import (
 // ImportResult counts what an advisory import changed.
 type ImportResult struct {
 	// ID names the import's pending re-match (see FinishRematch).
-	ID string
+	ID                                 string
 	Added, Updated, Unchanged, Removed int
 	// ChangedKeys are the affected package keys of every added, updated or removed advisory,
 	// before and after the change, sorted: the packages to re-match.
