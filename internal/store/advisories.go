@@ -70,7 +70,6 @@ type pendingAdvisory struct {
 	data     []byte
 	details  string
 	keys     []PackageKey
-	existed  bool
 }
 
 // importLockKey serializes advisory imports on PostgreSQL (migrationLockKey + 1).
