@@ -117,7 +117,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		s.writer = make(chan struct{}, 1)
 		db.SetMaxOpenConns(8)
 		db.SetMaxIdleConns(8)
-		if s.wdb, err = sql.Open(driver, sqliteConn(where, writerCacheKiB)); err != nil {
+		if s.wdb, err = sql.Open(driver, sqliteConn(where, writerCacheKiB, writerSpillPages)); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), err)
 		}
@@ -174,9 +174,16 @@ func (s *Store) Dialect() string { return s.dialect.String() }
 // Page cache per SQLite connection. The writer's stays valid across its own commits and holds
 // the hot index pages; a reader's is dropped whenever another connection has committed, so a
 // big one only costs freeing it.
+//
+// A large write transaction (a re-match rewrites findings across the whole table) dirties more
+// pages than the writer's cache holds: SQLite then writes them to the WAL early and reads them
+// back from it when touched again, and commits writes them a second time. Letting dirty pages
+// grow to writerSpillPages (256 MiB of 4 KiB pages) first took a 1 % re-match of 10k images from
+// 4.8-5.2 s to 4.3-4.4 s; SQLite frees the pages above the cache size as they are released.
 const (
-	writerCacheKiB = 65536
-	readerCacheKiB = 16384
+	writerCacheKiB   = 65536
+	writerSpillPages = 65536
+	readerCacheKiB   = 16384
 )
 
 // parseDSN returns the dialect, database/sql driver name and driver connection string (for
@@ -189,11 +196,14 @@ func parseDSN(s string) (d dialect, driver, conn, sqlitePath string, err error) 
 	case where.Postgres != "":
 		return dialectPostgres, "pgx", where.Postgres, "", nil
 	default:
-		return dialectSQLite, "sqlite", sqliteConn(where.SQLite, readerCacheKiB), where.SQLite, nil
+		return dialectSQLite, "sqlite", sqliteConn(where.SQLite, readerCacheKiB, 0), where.SQLite, nil
 	}
 }
 
-func sqliteConn(path string, cacheKiB int) string {
+// sqliteConn is the driver connection string of a connection to path with a page cache of
+// cacheKiB; with spillPages, its cache may hold that many pages while a transaction dirties more
+// than the cache holds before writing them out early.
+func sqliteConn(path string, cacheKiB, spillPages int) string {
 	q := url.Values{}
 	// The busy timeout first: switching a new database to WAL takes a lock, and without a
 	// timeout yet a second process opening it at that moment failed at once (SQLITE_BUSY).
@@ -209,6 +219,9 @@ func sqliteConn(path string, cacheKiB int) string {
 	// the findings trees all over a store larger than the cache, and the calls were a fifth of
 	// it (address space only; the pages are the kernel's file cache).
 	q.Add("_pragma", "mmap_size(4294967296)")
+	if spillPages > 0 {
+		q.Add("_pragma", "cache_spill("+strconv.Itoa(spillPages)+")")
+	}
 	// Checkpoint every 64 MB of WAL rather than 4 MB: an image write dirties hundreds of pages
 	// of the key-ordered packages tree, and fewer checkpoints write (and sync) each page fewer
 	// times (PutImage 13 ms -> 9.5 ms). journal_size_limit truncates the WAL back afterwards.
