@@ -28,9 +28,10 @@ type FindingDelta struct {
 
 // ApplyFindingDeltas writes deltas in one transaction and records each added and removed finding
 // as a change with reason and now. Every row it deletes or rewrites must hold the content Old
-// says and every row it adds must be absent; otherwise nothing is written and the error is
-// ErrFindingsDiverged. That check is what lets a re-match write only what an advisory change
-// changed, instead of reading every finding of the images concerned to compare.
+// says and every row it adds must be absent; otherwise nothing is written, and the error is
+// ErrFindingsDiverged (or the database's constraint error for a row to add that exists). That
+// check is what lets a re-match write only what an advisory change changed, instead of reading
+// every finding of the images concerned to compare.
 func (s *Store) ApplyFindingDeltas(ctx context.Context, deltas []FindingDelta, reason string, now time.Time) (ChangeSummary, error) {
 	var sum ChangeSummary
 	if len(deltas) == 0 {
