@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -861,4 +862,30 @@ func TestSourceCountsFollowRecords(t *testing.T) {
 		importAll(t, s, "osv:a", true)
 		check("empty full import")
 	})
+}
+
+// Committed pages reach the SQLite database file through the store's own checkpoints: a
+// committing connection only checkpoints past 1 GiB of write-ahead log.
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crowsnest.db")
+	s := open(t, "sqlite://"+path)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	const blob = 8 << 20
+	if _, err := s.WriterDB().Exec(`INSERT INTO state (key, value, updated_at) VALUES ('filler', $1, 0)`, strings.Repeat("x", blob)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * checkpointEvery)
+	for size() < before+blob {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is %d bytes %v after the write (%d before): nothing checkpointed it", size(), 10*checkpointEvery, before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
