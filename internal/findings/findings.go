@@ -314,8 +314,8 @@ func diffFindings(oldF, newF []vuln.Finding) ([]refDelta, error) {
 
 // refMatcher matches package references on every core as they are handed to it (add, from one
 // goroutine), each distinct one once, so matching overlaps reading the packages. The
-// advisories are looked up when the first reference comes: a change no stored package has
-// costs no lookup.
+// advisories are looked up when the first reference comes (a change no stored package has
+// costs no lookup), or as soon as start is called.
 type refMatcher struct {
 	ctx context.Context
 	src func() (match.AdvisorySource, error)
@@ -335,7 +335,8 @@ func newRefMatcher(ctx context.Context, src func() (match.AdvisorySource, error)
 
 func (m *refMatcher) start() {
 	workers := runtime.GOMAXPROCS(0)
-	m.refs = make(chan vuln.PackageRef, 4096)
+	// Room for the references read while the workers still look the advisories up.
+	m.refs = make(chan vuln.PackageRef, 1<<16)
 	m.results = make([]refMatches, workers)
 	m.errs = make([]error, workers)
 	var once sync.Once
@@ -513,6 +514,8 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 	// The packages are matched on the other cores while they are read.
 	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) })
 	matcher.before = before
+	// The advisories are looked up while the packages are read.
+	matcher.start()
 	sets := map[string][]vuln.PackageRef{}
 	byImage := map[string][]vuln.PackageRef{}
 	err := s.Store.PackageSetsWithKeys(ctx, keys, func(set string, p vuln.PackageRef) error {
