@@ -184,10 +184,7 @@ func (s *Service) ResumeRematches(ctx context.Context) (store.ChangeSummary, err
 		if err := s.Store.FinishRematch(ctx, id); err != nil {
 			return total, err
 		}
-		total.ImagesGained += sum.ImagesGained
-		total.ImagesLost += sum.ImagesLost
-		total.Added += sum.Added
-		total.Removed += sum.Removed
+		total.Add(sum)
 	}
 	return total, nil
 }
@@ -542,12 +539,6 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 	}
 	sort.Strings(digests)
 	now := s.now()
-	add := func(sum store.ChangeSummary) {
-		total.ImagesGained += sum.ImagesGained
-		total.ImagesLost += sum.ImagesLost
-		total.Added += sum.Added
-		total.Removed += sum.Removed
-	}
 	// replace compares the images' new findings with the stored ones, rematchBatch images a
 	// transaction.
 	replace := func(images []string) error {
@@ -564,7 +555,7 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 			if err != nil {
 				return err
 			}
-			add(sum)
+			total.Add(sum)
 		}
 		return nil
 	}
@@ -583,7 +574,7 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 		start = end
 		sum, err := s.Store.ApplyFindingDeltas(ctx, deltas, ReasonAdvisoryUpdate, now)
 		if err == nil {
-			add(sum)
+			total.Add(sum)
 			continue
 		}
 		if ctx.Err() != nil {

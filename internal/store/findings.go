@@ -37,6 +37,14 @@ type ChangeSummary struct {
 	Added, Removed           int
 }
 
+// Add adds o's counts to c (of separate batches: an image counted in both is counted twice).
+func (c *ChangeSummary) Add(o ChangeSummary) {
+	c.ImagesGained += o.ImagesGained
+	c.ImagesLost += o.ImagesLost
+	c.Added += o.Added
+	c.Removed += o.Removed
+}
+
 // Change limits.
 const (
 	defaultChangesLimit = 1000

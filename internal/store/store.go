@@ -216,7 +216,7 @@ func (s *Store) Dialect() string { return s.dialect.String() }
 //
 // A large write transaction (a re-match rewrites findings across the whole table) dirties more
 // pages than the writer's cache holds: SQLite then writes them to the WAL early and reads them
-// back from it when touched again, and commits writes them a second time. Letting dirty pages
+// back from it when touched again, and the commit writes them a second time. Letting dirty pages
 // grow to writerSpillPages (256 MiB of 4 KiB pages) first took a 1 % re-match of 10k images from
 // 4.8-5.2 s to 4.3-4.4 s; SQLite frees the pages above the cache size as they are released.
 const (
