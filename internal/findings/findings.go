@@ -311,8 +311,9 @@ func diffFindings(oldF, newF []vuln.Finding) ([]refDelta, error) {
 
 // refMatcher matches package references on every core as they are handed to it (add, from one
 // goroutine), each distinct one once, so matching overlaps reading the packages. The
-// advisories are looked up when the first reference comes (a change no stored package has
-// costs no lookup), or as soon as start is called.
+// advisories are looked up when the first reference comes: a change no stored package has
+// costs no lookup (importing a whole archive before any image is indexed), and the rest of the
+// packages are read meanwhile.
 type refMatcher struct {
 	ctx context.Context
 	src func() (match.AdvisorySource, error)
@@ -511,8 +512,6 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 	// The packages are matched on the other cores while they are read.
 	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) })
 	matcher.before = before
-	// The advisories are looked up while the packages are read.
-	matcher.start()
 	sets := map[string][]vuln.PackageRef{}
 	byImage := map[string][]vuln.PackageRef{}
 	err := s.Store.PackageSetsWithKeys(ctx, keys, func(set string, p vuln.PackageRef) error {
