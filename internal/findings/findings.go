@@ -143,14 +143,14 @@ func (s *Service) Import(ctx context.Context, path, source string, full bool) (I
 	// The advisories of the changed keys as they were, read before the commit (readers see the
 	// store as it was until then): the re-match matches each package against them and against
 	// the new ones, and writes only the difference.
-	var before match.AdvisorySource
-	if len(prep.ChangedKeys) > 0 {
-		if before, err = s.advisoriesOf(ctx, prep.ChangedKeys); err != nil {
-			if rbErr := imp.Rollback(); rbErr != nil {
-				s.log().Warn("rollback of a failed import", "err", rbErr)
-			}
-			return rep, fmt.Errorf("import %s: read the advisories it replaces: %w (nothing was changed)", path, err)
+	// Only the keys some stored package has: a large import into a store of few images
+	// changes many keys nobody holds.
+	before, err := s.advisoriesBefore(ctx, prep.ChangedKeys)
+	if err != nil {
+		if rbErr := imp.Rollback(); rbErr != nil {
+			s.log().Warn("rollback of a failed import", "err", rbErr)
 		}
+		return rep, fmt.Errorf("import %s: read the advisories it replaces: %w (nothing was changed)", path, err)
 	}
 	rep.Import, err = imp.Commit()
 	if err != nil {
@@ -187,6 +187,21 @@ func (s *Service) ResumeRematches(ctx context.Context) (store.ChangeSummary, err
 		total.Add(sum)
 	}
 	return total, nil
+}
+
+// advisoriesBefore returns the stored advisories of those of keys that stored packages have.
+func (s *Service) advisoriesBefore(ctx context.Context, keys []store.PackageKey) (match.AdvisorySource, error) {
+	if len(keys) == 0 {
+		return match.NewMemorySource(), nil
+	}
+	held, err := s.Store.HeldKeys(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if len(held) == 0 {
+		return match.NewMemorySource(), nil
+	}
+	return s.advisoriesOf(ctx, held)
 }
 
 // advisoriesOf returns the stored advisories of keys as an in-memory source: every image of a

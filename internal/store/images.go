@@ -288,6 +288,47 @@ func (s *Store) PackagesWithKeys(ctx context.Context, keys []PackageKey, fn func
 	})
 }
 
+// HeldKeys returns those of keys that some stored package has.
+func (s *Store) HeldKeys(ctx context.Context, keys []PackageKey) ([]PackageKey, error) {
+	keys = uniqueKeys(keys)
+	var out []PackageKey
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var k PackageKey
+			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
+				return err
+			}
+			out = append(out, k)
+		}
+		return rows.Err()
+	}
+	if s.dialect == dialectPostgres {
+		es, ns := splitKeys(keys)
+		rows, err := s.db.QueryContext(ctx, `SELECT k.e, k.n FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			WHERE EXISTS (SELECT 1 FROM set_packages p WHERE p.ecosystem = k.e AND p.match_name = k.n)`, es, ns)
+		if err != nil {
+			return nil, fmt.Errorf("stored package keys: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("stored package keys: %w", err)
+		}
+		return out, nil
+	}
+	for start := 0; start < len(keys); start += keyBatch {
+		chunk := keys[start:min(len(keys), start+keyBatch)]
+		q, args := keyInQuery(s.dialect, `SELECT DISTINCT ecosystem, match_name FROM set_packages WHERE (ecosystem, match_name) IN (VALUES `, chunk)
+		rows, err := s.db.QueryContext(ctx, q+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("stored package keys: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("stored package keys: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // PackageSetsWithKeys reads the stored packages whose match key is in keys by package set,
 // handing each to pkg, then the images holding those sets, handing each (set, image) to image.
 // Sets are far fewer than their packages' rows across images, and a re-match can start

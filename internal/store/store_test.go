@@ -415,6 +415,10 @@ func TestImages(t *testing.T) {
 		if want := []string{"sha256:aaa libssl3", "sha256:bbb openssl"}; !reflect.DeepEqual(found, want) {
 			t.Fatalf("PackagesWithKeys = %v, want %v", found, want)
 		}
+		held, err := s.HeldKeys(ctx, []PackageKey{keyCurl, keyOpenSSL, keyZlib, keyOpenSSL})
+		if err != nil || !reflect.DeepEqual(held, []PackageKey{keyOpenSSL}) {
+			t.Fatalf("HeldKeys = %v %v, want only openssl", held, err)
+		}
 		eco, err := s.Ecosystems(ctx)
 		if err != nil || !reflect.DeepEqual(eco, []string{"Debian:12"}) {
 			t.Fatalf("Ecosystems = %v %v", eco, err)
