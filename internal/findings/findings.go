@@ -442,7 +442,7 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 		e *store.EncodedFinding
 	}
 	var items []item
-	for _, r := range distinctRefs(refs) {
+	for _, r := range match.DistinctRefs(refs) {
 		rm := m[r]
 		if rm == nil {
 			continue
@@ -467,29 +467,9 @@ func (m refMatches) update(digest string, scope []store.PackageKey, refs []vuln.
 	return u, nil
 }
 
-// distinctRefs returns the matchable references of refs, the first of each type, name,
-// version and key (a package found in several places is one).
-func distinctRefs(refs []vuln.PackageRef) []vuln.PackageRef {
-	type refID struct{ typ, name, version, eco, matchName string }
-	seen := make(map[refID]bool, len(refs))
-	out := make([]vuln.PackageRef, 0, len(refs))
-	for _, r := range refs {
-		if r.Ecosystem == "" || r.MatchName == "" {
-			continue
-		}
-		id := refID{r.Type, r.Name, r.Version, r.Ecosystem, r.MatchName}
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		out = append(out, r)
-	}
-	return out
-}
-
 // deltas appends the finding deltas of an image holding refs to out.
 func (m refMatches) deltas(digest string, refs []vuln.PackageRef, out []store.FindingDelta) []store.FindingDelta {
-	for _, r := range distinctRefs(refs) {
+	for _, r := range match.DistinctRefs(refs) {
 		rm := m[r]
 		if rm == nil {
 			continue

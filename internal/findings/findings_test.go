@@ -26,6 +26,17 @@ func backends(t *testing.T) map[string]string {
 
 // record loads a genuine OSV record as a generic JSON object, to edit it the way an upstream
 // update would.
+// openStore opens the store at dsn for the test's duration.
+func openStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func record(t *testing.T, rel string) map[string]any {
 	data, err := os.ReadFile(filepath.Join(genuine, rel))
 	if err != nil {
@@ -99,11 +110,7 @@ func TestAdvisoryChangesRematchOnlyAffectedImages(t *testing.T) {
 	for name, dsn := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, dsn, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openStore(t, dsn)
 			clock := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 			svc := &Service{Store: st, Now: func() time.Time { clock = clock.Add(time.Minute); return clock }}
 			dir := filepath.Join(t.TempDir(), "osv")

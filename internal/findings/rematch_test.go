@@ -136,11 +136,7 @@ func TestRematchDeltasKeepFindingsExact(t *testing.T) {
 	for name, dsn := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, dsn, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openStore(t, dsn)
 			var logs bytes.Buffer
 			svc := &Service{Store: st, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 			const advisories = 600

@@ -97,12 +97,13 @@ func (m *Matcher) MatchPackages(ctx context.Context, src AdvisorySource, pkgs []
 	return findings, err
 }
 
-func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef, cache versionCache) ([]vuln.Finding, []string, error) {
-	// The same package found in several places is one package for findings.
+// DistinctRefs returns the matchable references of refs (those with a key), the first of each
+// type, name, version and key: the same package found in several places is one package for
+// findings.
+func DistinctRefs(refs []vuln.PackageRef) []vuln.PackageRef {
 	type refID struct{ typ, name, version, eco, matchName string }
 	seen := make(map[refID]bool, len(refs))
-	uniq := refs[:0:0]
-	keySet := make(map[PackageKey]bool)
+	out := make([]vuln.PackageRef, 0, len(refs))
 	for _, r := range refs {
 		if r.Ecosystem == "" || r.MatchName == "" {
 			continue
@@ -112,7 +113,15 @@ func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef, 
 			continue
 		}
 		seen[id] = true
-		uniq = append(uniq, r)
+		out = append(out, r)
+	}
+	return out
+}
+
+func matchRefs(ctx context.Context, src AdvisorySource, refs []vuln.PackageRef, cache versionCache) ([]vuln.Finding, []string, error) {
+	uniq := DistinctRefs(refs)
+	keySet := make(map[PackageKey]bool)
+	for _, r := range uniq {
 		keySet[PackageKey{r.Ecosystem, r.MatchName}] = true
 	}
 	if len(uniq) == 0 {

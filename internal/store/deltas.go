@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -163,11 +164,7 @@ func rewriteFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) 
 			args = append(args, r.f.Severity, p.Ecosystem, p.MatchName)
 		}
 		args = append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.oldHash)
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return total, fmt.Errorf("update findings: %w", err)
-		}
-		n, err := res.RowsAffected()
+		n, err := rowsChanged(ctx, st, args...)
 		if err != nil {
 			return total, fmt.Errorf("update findings: %w", err)
 		}
@@ -194,15 +191,20 @@ func deleteChecked(ctx context.Context, tx *txw, refs []storedFindingRef) (int64
 	}
 	var total int64
 	for _, r := range refs {
-		res, err := st.ExecContext(ctx, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID, r.f.hash[:])
-		if err != nil {
-			return total, fmt.Errorf("delete findings: %w", err)
-		}
-		n, err := res.RowsAffected()
+		n, err := rowsChanged(ctx, st, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID, r.f.hash[:])
 		if err != nil {
 			return total, fmt.Errorf("delete findings: %w", err)
 		}
 		total += n
 	}
 	return total, nil
+}
+
+// rowsChanged runs st with args and returns how many rows it changed.
+func rowsChanged(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -346,13 +346,19 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 	return recordChanges(ctx, tx, inserts, deletes, reason, now)
 }
 
+// findingColumns are the columns of a findings row, in the order appendFinding gives them.
+var findingColumns = []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
+	"ecosystem", "match_name", "severity", "fixed_version", "hash"}
+
+func appendFinding(args []any, r findingRow) []any {
+	p := &r.f.Package
+	return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
+		p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
+}
+
 func insertFindings(ctx context.Context, tx *txw, rows []findingRow) error {
-	if err := copyRows(ctx, tx, "findings", []string{"image_digest", "pkg_type", "pkg_name", "pkg_version", "vuln_id",
-		"ecosystem", "match_name", "severity", "fixed_version", "hash"}, len(rows), func(i int, args []any) []any {
-		r := rows[i]
-		p := &r.f.Package
-		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
+	if err := copyRows(ctx, tx, "findings", findingColumns, len(rows), func(i int, args []any) []any {
+		return appendFinding(args, rows[i])
 	}); err != nil {
 		return fmt.Errorf("insert findings: %w", err)
 	}
@@ -447,13 +453,8 @@ func updateFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) e
 	if rekey {
 		set += `, ecosystem = excluded.ecosystem, match_name = excluded.match_name, severity = excluded.severity`
 	}
-	if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (image_digest, pkg_type, pkg_name, pkg_version, vuln_id,
-		ecosystem, match_name, severity, fixed_version, hash) VALUES `, set, 10, len(rs), func(i int, args []any) []any {
-		r := rs[i]
-		p := &r.f.Package
-		return append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID,
-			p.Ecosystem, p.MatchName, r.f.Severity, r.f.FixedVersion, r.hash)
-	}); err != nil {
+	if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (`+strings.Join(findingColumns, ", ")+`) VALUES `, set,
+		len(findingColumns), len(rs), func(i int, args []any) []any { return appendFinding(args, rs[i]) }); err != nil {
 		return fmt.Errorf("update findings: %w", err)
 	}
 	return nil
