@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,8 +81,10 @@ type findingRow struct {
 	digest string
 	f      *vuln.Finding
 	hash   []byte
-	// oldHash, when set, is the content the stored row must hold to be rewritten.
+	// oldHash is the content the stored row must hold to be rewritten; rekey says the rewrite
+	// also changes its severity or package key (the columns an index covers).
 	oldHash []byte
+	rekey   bool
 }
 
 // ReplaceFindingsBatch applies several images' updates in one transaction.
@@ -179,13 +180,8 @@ func encodeFindings(updates []FindingsUpdate) ([][]EncodedFinding, error) {
 // replaceFindingsTx is ReplaceFindingsBatch within tx; digests are the updates' digests, checked
 // distinct and non-empty.
 func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, enc [][]EncodedFinding, digests []string, reason string, now time.Time, sum *ChangeSummary) error {
-	if tx.d == dialectPostgres {
-		// Change ids must become visible in order, or a reader paging by id (Changes)
-		// could pass an id whose transaction commits later. Writers of changes take turns;
-		// on SQLite the write lock already does this.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
+	if err := lockFindings(ctx, tx); err != nil {
+		return err
 	}
 	// A re-match gives every image the same scope: then only findings within it are read.
 	var common []PackageKey
@@ -201,15 +197,6 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 	existing, err := loadFindings(ctx, tx, digests, common)
 	if err != nil {
 		return err
-	}
-	if tx.d == dialectPostgres {
-		// The deletes and updates below join a few thousand keys to the findings primary key.
-		// Pricing random reads at 4x sequential ones, PostgreSQL planned them as a parallel
-		// scan and on-disk sort of the whole table merged with the keys (0.7 s a batch of
-		// 2500 images) instead of index probes (milliseconds). For this transaction only.
-		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
-			return fmt.Errorf("plan settings: %w", err)
-		}
 	}
 	// A new finding whose content its image already holds is unchanged: the content carries the
 	// finding's key. The rest pair up by key with the stored contents no new finding has, which
@@ -280,9 +267,7 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 	if err != nil {
 		return err
 	}
-	// updatesRows keep their severity, reseverityRows change them (or the key): only the latter rewrite the
-	// severity index (an upsert rewrites every index over a column it sets).
-	var inserts, updatesRows, reseverityRows []findingRow
+	var inserts, rewrites []findingRow
 	var deletes []storedFindingRef
 	for _, d := range diffs {
 		paired := make([]bool, len(d.fresh))
@@ -303,11 +288,9 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 			}
 			paired[i] = true
 			r := d.fresh[i]
-			if prev.severity == r.f.Severity && prev.ecosystem == r.f.Package.Ecosystem && prev.matchName == r.f.Package.MatchName {
-				updatesRows = append(updatesRows, r)
-			} else {
-				reseverityRows = append(reseverityRows, r)
-			}
+			r.oldHash = h[:]
+			r.rekey = prev.severity != r.f.Severity || prev.ecosystem != r.f.Package.Ecosystem || prev.matchName != r.f.Package.MatchName
+			rewrites = append(rewrites, r)
 		}
 		gained := false
 		for i, r := range d.fresh {
@@ -324,24 +307,53 @@ func replaceFindingsTx(ctx context.Context, tx *txw, updates []FindingsUpdate, e
 			sum.ImagesLost++
 		}
 	}
+	return writeFindings(ctx, tx, content, deletes, inserts, rewrites, reason, now)
+}
+
+// lockFindings prepares tx for writing findings. On PostgreSQL, writers of findings take turns:
+// change ids must become visible in order, or a reader paging by id (Changes) could pass an id
+// whose transaction commits later (on SQLite the write lock already does this). And the deletes
+// and updates, which join thousands of keys to the findings primary key, are planned as index
+// probes: pricing random reads at 4x sequential ones, PostgreSQL chose a parallel scan and
+// on-disk sort of the whole table merged with the keys (0.7 s a batch of 2500 images instead of
+// milliseconds). For this transaction only.
+func lockFindings(ctx context.Context, tx *txw) error {
+	if tx.d != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
+		return fmt.Errorf("plan settings: %w", err)
+	}
+	return nil
+}
+
+// writeFindings writes one transaction's findings changes: the new contents, then deletes and
+// rewrites of rows that must still hold the content the caller read or derived
+// (ErrFindingsDiverged otherwise), inserts, and a change event per insert and delete.
+func writeFindings(ctx context.Context, tx *txw, content map[[sha256.Size]byte][]byte, deletes []storedFindingRef,
+	inserts, rewrites []findingRow, reason string, now time.Time) error {
 	if err := putFindingData(ctx, tx, content); err != nil {
 		return err
 	}
-	removed, err := deleteFindings(ctx, tx, deletes, false)
+	n, err := deleteFindings(ctx, tx, deletes)
 	if err != nil {
 		return err
 	}
-	if removed != int64(len(deletes)) {
-		return fmt.Errorf("deleted %d findings, expected %d: concurrent change", removed, len(deletes))
+	if n != int64(len(deletes)) {
+		return fmt.Errorf("%d of %d findings to delete held the expected content: %w", n, len(deletes), ErrFindingsDiverged)
 	}
 	if err := insertFindings(ctx, tx, inserts); err != nil {
 		return err
 	}
-	if err := updateFindings(ctx, tx, updatesRows, false); err != nil {
+	n, err = rewriteFindings(ctx, tx, rewrites)
+	if err != nil {
 		return err
 	}
-	if err := updateFindings(ctx, tx, reseverityRows, true); err != nil {
-		return err
+	if n != int64(len(rewrites)) {
+		return fmt.Errorf("%d of %d findings to update held the expected content: %w", n, len(rewrites), ErrFindingsDiverged)
 	}
 	return recordChanges(ctx, tx, inserts, deletes, reason, now)
 }
@@ -429,74 +441,36 @@ func putFindingData(ctx context.Context, tx *txw, content map[[sha256.Size]byte]
 	return nil
 }
 
-// updateFindings sets the content (fixed version and hash; with rekey also severity and
-// package key) of stored findings rs.
-func updateFindings(ctx context.Context, tx *txw, rs []findingRow, rekey bool) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	if tx.d == dialectPostgres {
-		n, err := updateFindingsPG(ctx, tx, rs, rekey, false)
-		if err != nil {
-			return err
-		}
-		if n != int64(len(rs)) {
-			return fmt.Errorf("updated %d findings, expected %d: concurrent change", n, len(rs))
-		}
-		return nil
-	}
-	// Multi-row upserts instead of an UPDATE per row: a changed fixed version touches tens
-	// of thousands of findings, and row-at-a-time statements dominated the re-match. Only the
-	// columns that change are set: an upsert rewrites every index over a column it sets.
-	set := ` ON CONFLICT (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) DO UPDATE SET
-		fixed_version = excluded.fixed_version, hash = excluded.hash`
-	if rekey {
-		set += `, ecosystem = excluded.ecosystem, match_name = excluded.match_name, severity = excluded.severity`
-	}
-	if err := insertRowsSuffix(ctx, tx, `INSERT INTO findings (`+strings.Join(findingColumns, ", ")+`) VALUES `, set,
-		len(findingColumns), len(rs), func(i int, args []any) []any { return appendFinding(args, rs[i]) }); err != nil {
-		return fmt.Errorf("update findings: %w", err)
-	}
-	return nil
-}
-
-// updateFindingsPG sets the content of stored findings rs in one UPDATE joined with arrays (no
-// statement of thousands of parameters to parse, no speculative insertion per row as an upsert
-// has), with checkOld only those still holding their oldHash, and returns how many it updated.
-func updateFindingsPG(ctx context.Context, tx *txw, rs []findingRow, rekey, checkOld bool) (int64, error) {
+// updateFindingsPG sets the content of the stored findings rs still holding their oldHash in one
+// UPDATE joined with arrays (no statement of thousands of parameters to parse, no speculative
+// insertion per row as an upsert has), with rekey their severity and key too, and returns how
+// many it updated.
+func updateFindingsPG(ctx context.Context, tx *txw, rs []findingRow, rekey bool) (int64, error) {
 	cols := make([][]string, 8)
 	hashes := make([][]byte, len(rs))
-	var olds [][]byte
+	olds := make([][]byte, len(rs))
 	for i, r := range rs {
 		p := &r.f.Package
 		for c, v := range []string{r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.f.FixedVersion, r.f.Severity, p.Ecosystem} {
 			cols[c] = append(cols[c], v)
 		}
-		hashes[i] = r.hash
-		if checkOld {
-			olds = append(olds, r.oldHash)
-		}
+		hashes[i], olds[i] = r.hash, r.oldHash
 	}
-	set, extra, names, where := `fixed_version = u.fv, hash = u.h`, ``, `img, t, n, v, id, fv, h`, ``
-	args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], hashes}
+	set, extra, names := `fixed_version = u.fv, hash = u.h`, `, $8::bytea[]`, `img, t, n, v, id, fv, h, old`
+	args := []any{cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], hashes, olds}
 	if rekey {
 		ms := make([]string, len(rs))
 		for i, r := range rs {
 			ms[i] = r.f.Package.MatchName
 		}
 		set += `, severity = u.sev, ecosystem = u.eco, match_name = u.mn`
-		extra, names = `, $8::text[], $9::text[], $10::text[]`, names+`, sev, eco, mn`
+		extra, names = extra+`, $9::text[], $10::text[], $11::text[]`, names+`, sev, eco, mn`
 		args = append(args, cols[6], cols[7], ms)
-	}
-	if checkOld {
-		args = append(args, olds)
-		extra += `, $` + strconv.Itoa(len(args)) + `::bytea[]`
-		names += `, old`
-		where = ` AND f.hash = u.old`
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE findings f SET `+set+`
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]`+extra+`) AS u(`+names+`)
-		WHERE f.image_digest = u.img AND f.pkg_type = u.t AND f.pkg_name = u.n AND f.pkg_version = u.v AND f.vuln_id = u.id`+where,
+		WHERE f.image_digest = u.img AND f.pkg_type = u.t AND f.pkg_name = u.n AND f.pkg_version = u.v AND f.vuln_id = u.id
+			AND f.hash = u.old`,
 		args...)
 	if err != nil {
 		return 0, fmt.Errorf("update findings: %w", err)
@@ -659,10 +633,10 @@ func queryHashes(ctx context.Context, tx *txw, prefix string, hashes [][]byte, s
 	return nil
 }
 
-// deleteFindings deletes refs and returns how many rows went. Their change events need
-// nothing back: the stored hash that loadFindings read is the content they reference.
-// With checkHash, only rows still holding the content refs name are deleted.
-func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef, checkHash bool) (int64, error) {
+// deleteFindings deletes the stored findings refs that still hold the content refs name and
+// returns how many it deleted. Their change events need nothing back: that content is what they
+// reference.
+func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef) (int64, error) {
 	if len(refs) == 0 {
 		return 0, nil
 	}
@@ -676,13 +650,10 @@ func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef, check
 			}
 			hashes[j] = r.f.hash[:]
 		}
-		q := `DELETE FROM findings f
+		res, err := tx.ExecContext(ctx, `DELETE FROM findings f
 			USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS d(img, t, n, v, id, h)
-			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id`
-		if checkHash {
-			q += ` AND f.hash = d.h`
-		}
-		res, err := tx.ExecContext(ctx, q, cols[0], cols[1], cols[2], cols[3], cols[4], hashes)
+			WHERE f.image_digest = d.img AND f.pkg_type = d.t AND f.pkg_name = d.n AND f.pkg_version = d.v AND f.vuln_id = d.id
+				AND f.hash = d.h`, cols[0], cols[1], cols[2], cols[3], cols[4], hashes)
 		if err != nil {
 			return 0, fmt.Errorf("delete findings: %w", err)
 		}
@@ -692,50 +663,97 @@ func deleteFindings(ctx context.Context, tx *txw, refs []storedFindingRef, check
 		}
 		return n, nil
 	}
-	// The image digests come first: alone, the row-value list made SQLite scan every finding
-	// of the store (through an index that covers the key) for each statement; with them it
-	// reads only the findings of those images.
-	cols := 5
-	if checkHash {
-		cols = 6
+	// One prepared single-row DELETE per finding, a primary-key seek each: a multi-row one read
+	// every finding of the images it named to test each against its list.
+	st, err := tx.stmt(ctx, `DELETE FROM findings WHERE image_digest = ? AND pkg_type = ? AND pkg_name = ?
+		AND pkg_version = ? AND vuln_id = ? AND hash = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("delete findings: %w", err)
 	}
-	per := maxParams / (cols + 1)
 	var total int64
-	for start := 0; start < len(refs); start += per {
-		chunk := refs[start:min(len(refs), start+per)]
-		digests := make([]string, len(chunk))
-		for i, r := range chunk {
-			digests[i] = r.digest
-		}
-		slices.Sort(digests)
-		digests = slices.Compact(digests)
-		q, args := idInQuery(tx.d, `DELETE FROM findings WHERE image_digest IN (`, digests)
-		var b strings.Builder
-		b.WriteString(q)
-		if checkHash {
-			b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id, hash) IN (VALUES `)
-		} else {
-			b.WriteString(`) AND (image_digest, pkg_type, pkg_name, pkg_version, vuln_id) IN (VALUES `)
-		}
-		placeholders(tx.d, &b, len(args)+1, len(chunk), cols)
-		b.WriteString(")")
-		for _, r := range chunk {
-			args = append(args, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID)
-			if checkHash {
-				args = append(args, r.f.hash[:])
-			}
-		}
-		res, err := tx.ExecContext(ctx, b.String(), args...)
+	for _, r := range refs {
+		n, err := rowsChanged(ctx, st, r.digest, r.f.id.typ, r.f.id.name, r.f.id.version, r.f.id.vulnID, r.f.hash[:])
 		if err != nil {
-			return 0, fmt.Errorf("delete findings: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("delete findings: %w", err)
+			return total, fmt.Errorf("delete findings: %w", err)
 		}
 		total += n
 	}
 	return total, nil
+}
+
+// rewriteFindings sets the content (fixed version and hash; for rows with rekey also severity
+// and package key) of the stored findings rs still holding their oldHash, and returns how many
+// it rewrote. Rows without rekey leave the severity index alone.
+func rewriteFindings(ctx context.Context, tx *txw, rs []findingRow) (int64, error) {
+	var plain, rekeyed []findingRow
+	for _, r := range rs {
+		if r.rekey {
+			rekeyed = append(rekeyed, r)
+		} else {
+			plain = append(plain, r)
+		}
+	}
+	var total int64
+	for _, part := range []struct {
+		rs    []findingRow
+		rekey bool
+	}{{plain, false}, {rekeyed, true}} {
+		if len(part.rs) == 0 {
+			continue
+		}
+		var n int64
+		var err error
+		if tx.d == dialectPostgres {
+			n, err = updateFindingsPG(ctx, tx, part.rs, part.rekey)
+		} else {
+			n, err = updateFindingsSQLite(ctx, tx, part.rs, part.rekey)
+		}
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// updateFindingsSQLite is updateFindingsPG with one prepared single-row UPDATE per finding:
+// SQLite runs it as one primary-key seek, where a multi-row upsert first attempts the insert (and
+// parses thousands of parameters).
+func updateFindingsSQLite(ctx context.Context, tx *txw, rs []findingRow, rekey bool) (int64, error) {
+	set := `fixed_version = ?, hash = ?`
+	if rekey {
+		set += `, severity = ?, ecosystem = ?, match_name = ?`
+	}
+	st, err := tx.stmt(ctx, `UPDATE findings SET `+set+` WHERE image_digest = ? AND pkg_type = ? AND pkg_name = ?
+		AND pkg_version = ? AND vuln_id = ? AND hash = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("update findings: %w", err)
+	}
+	var total int64
+	args := make([]any, 0, 11)
+	for _, r := range rs {
+		p := &r.f.Package
+		args = append(args[:0], r.f.FixedVersion, r.hash)
+		if rekey {
+			args = append(args, r.f.Severity, p.Ecosystem, p.MatchName)
+		}
+		args = append(args, r.digest, p.Type, p.Name, p.Version, r.f.VulnerabilityID, r.oldHash)
+		n, err := rowsChanged(ctx, st, args...)
+		if err != nil {
+			return total, fmt.Errorf("update findings: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// rowsChanged runs st with args and returns how many rows it changed.
+func rowsChanged(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Findings returns the findings of digest ordered by package and vulnerability.
