@@ -255,8 +255,8 @@ func sqliteConn(path string, cacheKiB, spillPages int) string {
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Add("_pragma", "cache_size(-"+strconv.Itoa(cacheKiB)+")")
 	// Pages read through a memory map instead of a read call each: a re-match touches pages of
-	// the findings trees all over a store larger than the cache, and the calls were a fifth of
-	// it (address space only; the pages are the kernel's file cache).
+	// the findings trees all over a store larger than the cache, and the system calls were a
+	// sixth of its CPU (address space only; the pages are the kernel's file cache).
 	q.Add("_pragma", "mmap_size(4294967296)")
 	if spillPages > 0 {
 		q.Add("_pragma", "cache_spill("+strconv.Itoa(spillPages)+")")

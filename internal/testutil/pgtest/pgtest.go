@@ -119,17 +119,10 @@ func withDatabase(dsn, name string) (string, error) {
 // TemplateExists says whether database name exists on the test server.
 func TemplateExists(t testing.TB, name string) bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := connectAdmin(ctx, ServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	withAdmin(t, 10*time.Second, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n)
+	})
 	return n > 0
 }
 
@@ -141,18 +134,30 @@ func SaveTemplate(t testing.TB, dsn, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	withAdmin(t, 10*time.Minute, func(ctx context.Context, conn *pgx.Conn) error {
+		id := pgx.Identifier{name}.Sanitize()
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+id+" TEMPLATE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()); err != nil {
+			return fmt.Errorf("save %s as template %s: %w", u.Path, name, err)
+		}
+		return nil
+	})
+}
+
+// withAdmin runs fn on a connection to the test server's own database within timeout, failing
+// the test on any error.
+func withAdmin(t testing.TB, timeout time.Duration, fn func(ctx context.Context, conn *pgx.Conn) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := connectAdmin(ctx, ServerDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	id := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+	if err := fn(ctx, conn); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+id+" TEMPLATE "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()); err != nil {
-		t.Fatalf("save %s as template %s: %v", u.Path, name, err)
 	}
 }
