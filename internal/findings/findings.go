@@ -342,8 +342,8 @@ type refMatcher struct {
 	wg      sync.WaitGroup
 }
 
-func newRefMatcher(ctx context.Context, src func() (match.AdvisorySource, error)) *refMatcher {
-	return &refMatcher{ctx: ctx, src: src, seen: map[vuln.PackageRef]bool{}}
+func newRefMatcher(ctx context.Context, src func() (match.AdvisorySource, error), before match.AdvisorySource) *refMatcher {
+	return &refMatcher{ctx: ctx, src: src, before: before, seen: map[vuln.PackageRef]bool{}}
 }
 
 func (m *refMatcher) start() {
@@ -423,7 +423,7 @@ func (m *refMatcher) wait() (refMatches, error) {
 
 // matchRefs matches every distinct reference of byImage against src, on every core.
 func matchRefs(ctx context.Context, src match.AdvisorySource, byImage map[string][]vuln.PackageRef) (refMatches, error) {
-	m := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return src, nil })
+	m := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return src, nil }, nil)
 	for _, refs := range byImage {
 		for _, r := range refs {
 			m.add(r)
@@ -505,8 +505,7 @@ func (s *Service) rematch(ctx context.Context, keys []store.PackageKey, before m
 		return total, nil
 	}
 	// The packages are matched on the other cores while they are read.
-	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) })
-	matcher.before = before
+	matcher := newRefMatcher(ctx, func() (match.AdvisorySource, error) { return s.advisoriesOf(ctx, keys) }, before)
 	sets := map[string][]vuln.PackageRef{}
 	byImage := map[string][]vuln.PackageRef{}
 	err := s.Store.PackageSetsWithKeys(ctx, keys, func(set string, p vuln.PackageRef) error {
